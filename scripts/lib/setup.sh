@@ -1,0 +1,49 @@
+# shellcheck shell=bash
+# Set-up shared by scripts/run.sh and scripts/test.sh: checks the toolchains
+# and installs what the project needs that a fresh machine lacks. Idempotent.
+# Source it; don't run it.
+
+REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
+
+say() { echo "==> $*" >&2; }
+fail() { echo "error: $*" >&2; exit 1; }
+
+# Tools the build needs. Rust, Java 17, Maven, Node and a C toolchain come
+# with the machine; the script says which is missing instead of guessing.
+setup_check_tools() {
+  local missing=()
+  for tool in cargo java mvn node npm make gcc; do
+    command -v "$tool" >/dev/null || missing+=("$tool")
+  done
+  ((${#missing[@]} == 0)) || fail "missing tools: ${missing[*]} (Rust via rustup, OpenJDK 17, Maven, Node.js 20, make and gcc)"
+}
+
+# Debian packages, installed only when absent (needs root and apt).
+setup_apt() {
+  local wanted=() pkg
+  for pkg in "$@"; do
+    dpkg -s "$pkg" >/dev/null 2>&1 || wanted+=("$pkg")
+  done
+  ((${#wanted[@]} == 0)) && return 0
+  command -v apt-get >/dev/null || fail "please install: ${wanted[*]}"
+  say "installing ${wanted[*]} (apt)"
+  local sudo=""
+  [[ $(id -u) -eq 0 ]] || sudo="sudo"
+  $sudo apt-get update -qq >/dev/null
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${wanted[@]}" >/dev/null
+}
+
+# The web client's npm packages (lockfile-exact).
+setup_web() {
+  [[ -f "$REPO_ROOT/static/package-lock.json" ]] || return 0
+  if [[ ! -d "$REPO_ROOT/static/node_modules" || "$REPO_ROOT/static/package-lock.json" -nt "$REPO_ROOT/static/node_modules" ]]; then
+    say "installing web assets (npm ci in static/)"
+    (cd "$REPO_ROOT/static" && npm ci --no-audit --no-fund --loglevel=error >&2) && touch "$REPO_ROOT/static/node_modules"
+  fi
+}
+
+# The local broker (fetched from Maven Central on first use).
+setup_kafka() {
+  say "starting Kafka (scripts/kafka-up.sh)"
+  "$REPO_ROOT/scripts/kafka-up.sh" >/dev/null
+}

@@ -1,0 +1,24 @@
+#!/usr/bin/env bash
+# Sets up everything a fresh machine needs (tools, Kafka broker, web assets)
+# and runs every check: formatting, lints, Rust unit and end-to-end tests
+# against the real broker, the JavaScript and Python decoder tests.
+set -euo pipefail
+source "$(dirname "${BASH_SOURCE[0]}")/lib/setup.sh"
+cd "$REPO_ROOT"
+
+setup_check_tools
+setup_apt python3-pytest
+setup_web
+setup_kafka
+
+say "cargo fmt --check"
+cargo fmt --all -- --check
+say "cargo clippy -D warnings"
+cargo clippy --all-targets --locked -- -D warnings
+say "cargo test"
+KLINECAST_TEST_BROKERS="${KLINECAST_TEST_BROKERS:-127.0.0.1:9092}" cargo test --all-targets --locked
+say "node --test (static/)"
+(cd static && node --test test/)
+say "pytest (tests/python)"
+(cd tests/python && python3 -m pytest -q)
+say "all checks passed"

@@ -1,0 +1,243 @@
+//! Command-line flags. Raw flags are validated here, once, into the configs
+//! the rest of the code trusts; every flag also reads a `KLINECAST_...`
+//! environment variable.
+
+pub mod tail;
+
+use std::path::PathBuf;
+use std::str::FromStr;
+use std::time::Duration;
+
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+use crate::aggregate::{DEFAULT_MAX_MINTS, Windows};
+use crate::ingest::{IngestConfig, MintShard};
+use crate::sink::KafkaConfig;
+use crate::sink::settings::parse_override;
+use crate::source::{MockConfig, ReplayConfig};
+
+/// klinecast: real-time K-lines (OHLCV) for pump.fun tokens, through Apache Kafka.
+///
+/// Without a command, runs `serve`. Every flag can also be set with an
+/// environment variable, shown in brackets.
+#[derive(Debug, Parser)]
+#[command(name = "klinecast", version, args_conflicts_with_subcommands = true)]
+pub struct Cli {
+    /// What to run.
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Flags of `serve`, when no command is given.
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+/// The roles and tools.
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Ingest and gateway in one process (the default).
+    Serve(ServeArgs),
+    /// Trades → bars → Kafka, nothing else.
+    Ingest(IngestArgs),
+    /// Print bars from Kafka (zero-copy reads), as a table or JSON lines.
+    Tail(tail::TailArgs),
+}
+
+/// Where Kafka is.
+#[derive(Debug, Clone, Args)]
+pub struct KafkaArgs {
+    /// Kafka bootstrap servers.
+    #[arg(long, env = "KLINECAST_BROKERS", default_value = "127.0.0.1:9092")]
+    pub brokers: String,
+    /// Topic of the bars.
+    #[arg(long, env = "KLINECAST_TOPIC", default_value = "demo")]
+    pub topic: String,
+    /// Extra librdkafka setting, key=value (TLS, SASL, tuning); repeat or
+    /// comma-separate. Applied after klinecast's own settings.
+    #[arg(long = "kafka-config", env = "KLINECAST_KAFKA_CONFIG", value_name = "KEY=VALUE",
+          value_delimiter = ',', value_parser = parse_override)]
+    pub kafka_config: Vec<(String, String)>,
+}
+
+impl KafkaArgs {
+    /// The validated connection settings.
+    pub fn config(&self) -> KafkaConfig {
+        KafkaConfig { brokers: self.brokers.clone(), topic: self.topic.clone(), overrides: self.kafka_config.clone() }
+    }
+}
+
+/// Where trades come from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum SourceKind {
+    /// Simulated bonding-curve trades.
+    Mock,
+    /// `Program data:` lines from a file or stdin.
+    Replay,
+}
+
+/// Flags of the ingest role.
+#[derive(Debug, Clone, Args)]
+pub struct IngestArgs {
+    /// Kafka connection.
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    /// Where trades come from.
+    #[arg(long, env = "KLINECAST_SOURCE", value_enum, default_value = "mock")]
+    pub source: SourceKind,
+    /// Mock: number of mints traded.
+    #[arg(long, env = "KLINECAST_MOCK_MINTS", default_value_t = 1, value_parser = clap::value_parser!(u32).range(1..=100_000))]
+    pub mock_mints: u32,
+    /// Mock: events per second over all mints (0 = as fast as possible).
+    #[arg(long, env = "KLINECAST_MOCK_RATE", default_value_t = 1000)]
+    pub mock_rate: u64,
+    /// Mock: random seed (mints and trades are deterministic for a seed).
+    #[arg(long, env = "KLINECAST_MOCK_SEED", default_value_t = 42)]
+    pub mock_seed: u64,
+    /// Replay: file of `Program data: <base64>` lines, or `-` for stdin.
+    #[arg(long, env = "KLINECAST_REPLAY_FILE", value_name = "PATH")]
+    pub replay_file: Option<PathBuf>,
+    /// Bar windows, e.g. 1s,1m,5m,15m,1h,4h,1d. Window i goes to partition i.
+    #[arg(long, env = "KLINECAST_WINDOWS", default_value = "1s,1m,5m,1h")]
+    pub windows: Windows,
+    /// Produce each changed open bar at most once per interval (e.g. 50ms);
+    /// 0 = every change. Closing updates always go out at once.
+    #[arg(long, env = "KLINECAST_EMIT_INTERVAL", default_value = "0", value_parser = parse_duration)]
+    pub emit_interval: Duration,
+    /// Aggregate only the mints of shard i of N (several ingest processes).
+    #[arg(long, env = "KLINECAST_MINT_SHARD", value_name = "I/N")]
+    pub mint_shard: Option<MintShardArg>,
+    /// Most distinct mints tracked; trades of further mints are dropped and counted.
+    #[arg(long, env = "KLINECAST_MAX_MINTS", default_value_t = DEFAULT_MAX_MINTS)]
+    pub max_mints: usize,
+    /// Cores to pin executors to, comma-separated (ingest first).
+    #[arg(long, env = "KLINECAST_CORES", value_delimiter = ',')]
+    pub cores: Vec<usize>,
+}
+
+/// The source a run reads, validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum SourceConfig {
+    /// Mock trades.
+    Mock(MockConfig),
+    /// Replayed log lines.
+    Replay(ReplayConfig),
+}
+
+impl IngestArgs {
+    /// The validated ingest settings.
+    pub fn ingest_config(&self) -> IngestConfig {
+        IngestConfig {
+            windows: self.windows.clone(),
+            emit_interval: self.emit_interval,
+            mint_shard: self.mint_shard.map(|m| m.0),
+            max_mints: self.max_mints,
+        }
+    }
+
+    /// The validated source settings.
+    pub fn source_config(&self) -> Result<SourceConfig, String> {
+        match (self.source, &self.replay_file) {
+            (SourceKind::Mock, _) => Ok(SourceConfig::Mock(MockConfig {
+                mints: self.mock_mints,
+                rate_per_s: self.mock_rate,
+                seed: self.mock_seed,
+            })),
+            (SourceKind::Replay, Some(path)) => Ok(SourceConfig::Replay(ReplayConfig { path: path.clone() })),
+            (SourceKind::Replay, None) => Err("--source replay needs --replay-file PATH (or - for stdin)".into()),
+        }
+    }
+}
+
+/// Flags of `serve`.
+#[derive(Debug, Clone, Args)]
+pub struct ServeArgs {
+    /// The ingest half.
+    #[command(flatten)]
+    pub ingest: IngestArgs,
+}
+
+/// `--mint-shard i/N`, checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MintShardArg(pub MintShard);
+
+impl FromStr for MintShardArg {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, Self::Err> {
+        let bad = || format!("expected I/N with 0 <= I < N, e.g. 0/2; got {text:?}");
+        let (index, count) = text.split_once('/').ok_or_else(bad)?;
+        let index: u32 = index.trim().parse().map_err(|_| bad())?;
+        let count: u32 = count.trim().parse().map_err(|_| bad())?;
+        if count == 0 || index >= count {
+            return Err(bad());
+        }
+        Ok(Self(MintShard { index, count }))
+    }
+}
+
+/// Parses a duration: `0`, `50ms`, `1s`, `2m`.
+pub fn parse_duration(text: &str) -> Result<Duration, String> {
+    if text.trim() == "0" {
+        return Ok(Duration::ZERO);
+    }
+    humantime::parse_duration(text.trim()).map_err(|e| format!("{e} (examples: 0, 50ms, 1s)"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_match_the_spec() {
+        let cli = Cli::try_parse_from(["klinecast"]).unwrap();
+        let ingest = &cli.serve.ingest;
+        assert!(cli.command.is_none());
+        assert_eq!(ingest.kafka.brokers, "127.0.0.1:9092");
+        assert_eq!(ingest.kafka.topic, "demo");
+        assert_eq!(ingest.windows.seconds(), &[1, 60, 300, 3600]);
+        assert_eq!((ingest.mock_mints, ingest.mock_rate, ingest.emit_interval), (1, 1000, Duration::ZERO));
+        assert_eq!(ingest.source, SourceKind::Mock);
+    }
+
+    #[test]
+    fn parses_ingest_flags() {
+        let cli = Cli::try_parse_from([
+            "klinecast",
+            "ingest",
+            "--source",
+            "replay",
+            "--replay-file",
+            "-",
+            "--windows",
+            "1s,15m",
+            "--emit-interval",
+            "50ms",
+            "--mint-shard",
+            "1/2",
+            "--kafka-config",
+            "security.protocol=SSL,acks=1",
+        ])
+        .unwrap();
+        let Some(Command::Ingest(args)) = cli.command else { panic!("not ingest") };
+        assert_eq!(args.source_config(), Ok(SourceConfig::Replay(ReplayConfig { path: "-".into() })));
+        assert_eq!(args.windows.seconds(), &[1, 900]);
+        assert_eq!(args.emit_interval, Duration::from_millis(50));
+        assert_eq!(args.mint_shard, Some(MintShardArg(MintShard { index: 1, count: 2 })));
+        assert_eq!(args.kafka.config().overrides.len(), 2);
+    }
+
+    #[test]
+    fn refuses_bad_flags_with_the_reason() {
+        for (flag, value, needle) in [
+            ("--windows", "1x", "bad window"),
+            ("--mint-shard", "2/2", "0 <= I < N"),
+            ("--emit-interval", "soon", "examples"),
+            ("--kafka-config", "novalue", "key=value"),
+        ] {
+            let err = Cli::try_parse_from(["klinecast", "ingest", flag, value]).unwrap_err().to_string();
+            assert!(err.contains(needle), "{flag} {value}: {err}");
+        }
+        let cli = Cli::try_parse_from(["klinecast", "ingest", "--source", "replay"]).unwrap();
+        let Some(Command::Ingest(args)) = cli.command else { panic!("not ingest") };
+        assert!(args.source_config().unwrap_err().contains("--replay-file"));
+    }
+}

@@ -1,0 +1,21 @@
+//! klinecast: pump.fun trades in, OHLCV K-lines out, through Apache Kafka to
+//! WebSocket clients.
+//!
+//! Where a byte goes, in order:
+//! - [`source`]: where trades come from (a mock bonding curve, or a replay of
+//!   `Program data:` log lines), as raw `TradeEvent` bytes.
+//! - [`codec`]: byte formats without I/O: `TradeEvent` decoding, the `Bar`
+//!   archive.
+//! - [`aggregate`]: trades → bars per (mint, window), the rules of SPEC §3.
+//! - [`sink`]: bars → Kafka (librdkafka settings live in `sink::settings`).
+//! - [`ingest`]: the loop that drives source → aggregate → sink on its core.
+//! - [`runtime`]: pinned glommio executors, shutdown.
+//! - [`cli`]: flags, validated once into configs; `tail`.
+
+pub mod aggregate;
+pub mod cli;
+pub mod codec;
+pub mod ingest;
+pub mod runtime;
+pub mod sink;
+pub mod source;

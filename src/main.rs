@@ -1,0 +1,64 @@
+//! The `klinecast` binary: parses flags, starts the roles, maps errors to
+//! messages and exit codes (0 ok, 1 runtime error, 2 bad usage).
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::Parser;
+use klinecast::cli::{Cli, Command, IngestArgs, SourceConfig, tail};
+use klinecast::ingest::{self, IngestReport};
+use klinecast::runtime::{self, Shutdown};
+use klinecast::sink::KafkaSink;
+use klinecast::source::{MockSource, ReplaySource, Source};
+use tracing_subscriber::EnvFilter;
+
+fn main() -> ExitCode {
+    let filter = EnvFilter::try_from_env("KLINECAST_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> anyhow::Result<()> {
+    let shutdown = Shutdown::on_signals().context("installing signal handlers")?;
+    match cli.command {
+        None => serve(cli.serve.ingest, shutdown),
+        Some(Command::Serve(args)) => serve(args.ingest, shutdown),
+        Some(Command::Ingest(args)) => run_ingest(args, shutdown).map(|_| ()),
+        Some(Command::Tail(args)) => tail::run(&args, &shutdown),
+    }
+}
+
+fn serve(args: IngestArgs, shutdown: Shutdown) -> anyhow::Result<()> {
+    run_ingest(args, shutdown).map(|_| ())
+}
+
+fn run_ingest(args: IngestArgs, shutdown: Shutdown) -> anyhow::Result<IngestReport> {
+    let source = match args.source_config().map_err(anyhow::Error::msg)? {
+        SourceConfig::Mock(config) => Source::Mock(Box::new(MockSource::new(config))),
+        SourceConfig::Replay(config) => Source::Replay(
+            ReplaySource::open(&config)
+                .with_context(|| format!("cannot open replay file {}", config.path.display()))?,
+        ),
+    };
+    runtime::raise_memlock();
+    // Created here, on the unpinned main thread: librdkafka's threads inherit
+    // the creating thread's CPU affinity and must not share the ingest core.
+    let sink = KafkaSink::connect(&args.kafka.config(), &args.windows)?;
+    let core = runtime::cores(&args.cores)[0];
+    let config = args.ingest_config();
+    tracing::info!(windows = %config.windows, core, brokers = %args.kafka.brokers, topic = %args.kafka.topic, "ingest starting");
+    let stop = shutdown.clone();
+    let report = runtime::spawn_pinned("ingest", core, move || ingest::run(config, source, sink, stop))?.join()?;
+    tracing::info!(%report, "ingest finished");
+    if report.unflushed > 0 {
+        anyhow::bail!("{} bars were not acknowledged by Kafka before exit", report.unflushed);
+    }
+    Ok(report)
+}

@@ -1,0 +1,149 @@
+//! The producer of bars. Synchronous and non-blocking: `try_send` either
+//! queues a bar in librdkafka's bounded queue or says the queue is full; the
+//! ingest loop decides how to wait. Delivery reports are counted on
+//! librdkafka's callback, never dropped silently.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rdkafka::ClientContext;
+use rdkafka::error::KafkaError;
+use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
+use rdkafka::types::RDKafkaErrorCode;
+use thiserror::Error;
+
+use super::topic::{self, key_for, partition_for};
+use super::{KafkaConfig, SinkError};
+use crate::aggregate::Windows;
+use crate::codec::bar::{BAR_LEN, Bar};
+
+/// Counters of the producer, shared with the metrics endpoint.
+#[derive(Debug, Default)]
+pub struct SinkStats {
+    /// Bars handed to librdkafka.
+    pub queued: AtomicU64,
+    /// Bars the broker acknowledged.
+    pub delivered: AtomicU64,
+    /// Bars librdkafka reported as failed (after its own retries).
+    pub failed: AtomicU64,
+    /// Times a send found the queue full and had to wait.
+    pub queue_full: AtomicU64,
+}
+
+/// Why a bar was not queued.
+#[derive(Debug, Error)]
+pub enum SendError {
+    /// librdkafka's queue is at its bound; retry after polling.
+    #[error("producer queue full")]
+    QueueFull,
+    /// The bar's window is not in the configured list.
+    #[error("bar window {0}s is not configured")]
+    UnknownWindow(u32),
+    /// Any other refusal (message too large, topic gone, ...).
+    #[error("produce failed: {0}")]
+    Kafka(KafkaError),
+}
+
+/// Counts delivery reports; runs on whichever thread polls the producer.
+pub struct DeliveryCounter(Arc<SinkStats>);
+
+impl ClientContext for DeliveryCounter {}
+
+impl ProducerContext for DeliveryCounter {
+    type DeliveryOpaque = ();
+
+    fn delivery(&self, result: &DeliveryResult<'_>, _: Self::DeliveryOpaque) {
+        match result {
+            Ok(_) => self.0.delivered.fetch_add(1, Ordering::Relaxed),
+            Err((error, _)) => {
+                tracing::error!(%error, "bar not delivered");
+                self.0.failed.fetch_add(1, Ordering::Relaxed)
+            }
+        };
+    }
+}
+
+/// Where each window's bars go.
+#[derive(Debug, Clone)]
+struct Route {
+    window_s: u32,
+    partition: i32,
+    key: String,
+}
+
+/// Produces bars to the topic, one partition per window.
+pub struct KafkaSink {
+    producer: BaseProducer<DeliveryCounter>,
+    topic: String,
+    routes: Vec<Route>,
+    /// Encoding buffer, reused: librdkafka copies the payload.
+    buf: Vec<u8>,
+    stats: Arc<SinkStats>,
+}
+
+impl KafkaSink {
+    /// Connects, checks the broker answers, creates the topic if needed.
+    /// Call from an unpinned thread (librdkafka threads inherit affinity).
+    pub fn connect(config: &KafkaConfig, windows: &Windows) -> Result<Self, SinkError> {
+        let stats = Arc::new(SinkStats::default());
+        let producer: BaseProducer<DeliveryCounter> =
+            config.producer().create_with_context(DeliveryCounter(stats.clone())).map_err(SinkError::Config)?;
+        let partitions = topic::ensure_topic(config, windows.len() as i32)?;
+        let routes = windows
+            .seconds()
+            .iter()
+            .enumerate()
+            .map(|(i, &window_s)| Route { window_s, partition: partition_for(i, partitions), key: key_for(window_s) })
+            .collect();
+        Ok(Self { producer, topic: config.topic.clone(), routes, buf: Vec::with_capacity(BAR_LEN), stats })
+    }
+
+    /// The producer's counters.
+    pub fn stats(&self) -> Arc<SinkStats> {
+        self.stats.clone()
+    }
+
+    /// Stamps `produced_ns` and queues the bar without blocking.
+    pub fn try_send(&mut self, bar: &Bar) -> Result<(), SendError> {
+        let route =
+            self.routes.iter().find(|r| r.window_s == bar.window_s).ok_or(SendError::UnknownWindow(bar.window_s))?;
+        Bar { produced_ns: unix_now_ns(), ..*bar }.encode_into(&mut self.buf);
+        let record = BaseRecord::to(&self.topic).partition(route.partition).key(&route.key).payload(&self.buf);
+        match self.producer.send(record) {
+            Ok(()) => {
+                self.stats.queued.fetch_add(1, Ordering::Relaxed);
+                Ok(())
+            }
+            Err((KafkaError::MessageProduction(RDKafkaErrorCode::QueueFull), _)) => {
+                self.stats.queue_full.fetch_add(1, Ordering::Relaxed);
+                Err(SendError::QueueFull)
+            }
+            Err((error, _)) => Err(SendError::Kafka(error)),
+        }
+    }
+
+    /// Serves delivery reports without waiting.
+    pub fn poll(&self) {
+        self.producer.poll(Duration::ZERO);
+    }
+
+    /// Bars queued but not yet acknowledged.
+    pub fn in_flight(&self) -> i32 {
+        self.producer.in_flight_count()
+    }
+
+    /// Waits up to `timeout` for every queued bar to be acknowledged; returns
+    /// how many were still unacknowledged.
+    pub fn flush(&self, timeout: Duration) -> i32 {
+        if let Err(error) = self.producer.flush(timeout) {
+            tracing::error!(%error, in_flight = self.in_flight(), "producer flush incomplete");
+        }
+        self.in_flight()
+    }
+}
+
+/// Wall clock, unix nanoseconds.
+pub fn unix_now_ns() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64)
+}

@@ -1,0 +1,85 @@
+//! The topic layout: one partition per window, created when absent, and the
+//! pure functions that place a bar in it.
+
+use std::time::Duration;
+
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::{Client, ClientContext, DefaultClientContext};
+use rdkafka::types::RDKafkaErrorCode;
+use rdkafka::util::Timeout;
+
+use super::{KafkaConfig, SinkError};
+
+/// How long start-up waits for the broker before giving up.
+pub const METADATA_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The message key of a window: `key_1`, `key_60`, `key_300`, `key_3600`.
+pub fn key_for(window_s: u32) -> String {
+    format!("key_{window_s}")
+}
+
+/// The partition of the window at `index` in the window list.
+pub fn partition_for(index: usize, partitions: i32) -> i32 {
+    (index % partitions.max(1) as usize) as i32
+}
+
+/// Number of partitions of `topic`, or `None` if it does not exist.
+pub fn partition_count<C: ClientContext>(client: &Client<C>, config: &KafkaConfig) -> Result<Option<i32>, SinkError> {
+    let metadata = client
+        .fetch_metadata(Some(&config.topic), Timeout::After(METADATA_TIMEOUT))
+        .map_err(|source| SinkError::Unreachable { brokers: config.brokers.clone(), source })?;
+    let Some(topic) = metadata.topics().iter().find(|t| t.name() == config.topic) else {
+        return Ok(None);
+    };
+    match topic.error() {
+        None => Ok(Some(topic.partitions().len() as i32)),
+        Some(code) if RDKafkaErrorCode::from(code) == RDKafkaErrorCode::UnknownTopicOrPartition => Ok(None),
+        Some(code) => {
+            Err(SinkError::Topic { topic: config.topic.clone(), reason: RDKafkaErrorCode::from(code).to_string() })
+        }
+    }
+}
+
+/// Creates the topic with `partitions` partitions unless it exists, and
+/// returns its partition count. Call from a thread that is not pinned: the
+/// admin client's threads inherit the caller's CPU affinity.
+pub fn ensure_topic(config: &KafkaConfig, partitions: i32) -> Result<i32, SinkError> {
+    let admin: AdminClient<DefaultClientContext> = config.admin().create().map_err(SinkError::Config)?;
+    if let Some(count) = partition_count(admin.inner(), config)? {
+        return Ok(count);
+    }
+    // Replication -1: the cluster's default.replication.factor.
+    let new_topic = NewTopic::new(&config.topic, partitions, TopicReplication::Fixed(-1));
+    let options = AdminOptions::new().operation_timeout(Some(Timeout::After(METADATA_TIMEOUT)));
+    let results = futures_lite::future::block_on(admin.create_topics([&new_topic], &options))
+        .map_err(|e| SinkError::Topic { topic: config.topic.clone(), reason: e.to_string() })?;
+    for result in results {
+        match result {
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((_, code)) => return Err(SinkError::Topic { topic: config.topic.clone(), reason: code.to_string() }),
+        }
+    }
+    tracing::info!(topic = %config.topic, partitions, "created topic");
+    // Metadata can lag creation for a moment on the broker side.
+    for _ in 0..50 {
+        if let Some(count) = partition_count(admin.inner(), config)? {
+            return Ok(count);
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    Err(SinkError::Topic { topic: config.topic.clone(), reason: "created but not visible in metadata".into() })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_map_to_partitions_and_keys() {
+        assert_eq!(key_for(1), "key_1");
+        assert_eq!(key_for(3600), "key_3600");
+        assert_eq!((0..4).map(|i| partition_for(i, 4)).collect::<Vec<_>>(), [0, 1, 2, 3]);
+        assert_eq!((0..4).map(|i| partition_for(i, 3)).collect::<Vec<_>>(), [0, 1, 2, 0]);
+        assert_eq!(partition_for(3, 1), 0);
+    }
+}

@@ -1,0 +1,270 @@
+//! Trades read back from Solana logs: one `Program data: <base64>` line per
+//! event, the way `solana logs` and `logsSubscribe` print them. The prefix is
+//! optional; other log lines, blank lines and `#` comments are skipped; lines
+//! that look like data but do not decode are counted, never fatal.
+
+use std::fmt;
+use std::fs::File;
+use std::io::{self, BufRead, BufReader};
+use std::path::PathBuf;
+
+use base64::Engine;
+use base64::engine::general_purpose::STANDARD;
+use thiserror::Error;
+
+use super::Filled;
+
+/// Longest line read; longer lines are counted as bad and skipped, so one
+/// broken line cannot make the reader buffer without bound.
+pub const MAX_LINE_BYTES: usize = 64 * 1024;
+
+/// The prefix Solana puts before an event's base64.
+pub const PROGRAM_DATA_PREFIX: &str = "Program data:";
+
+/// Where the replay reads from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReplayConfig {
+    /// A file, or `-` for standard input.
+    pub path: PathBuf,
+}
+
+/// What one line holds.
+#[derive(Debug, PartialEq, Eq)]
+pub enum Line<'a> {
+    /// Blank, a comment, or another log line.
+    Skip,
+    /// Base64 of one record.
+    Data(&'a str),
+}
+
+/// Why a data line was not used.
+#[derive(Debug, Clone, PartialEq, Eq, Error)]
+pub enum BadLine {
+    /// Not valid base64.
+    #[error("line {line}: invalid base64")]
+    Base64 {
+        /// 1-based line number.
+        line: u64,
+    },
+    /// Over [`MAX_LINE_BYTES`].
+    #[error("line {line}: longer than {MAX_LINE_BYTES} bytes")]
+    TooLong {
+        /// 1-based line number.
+        line: u64,
+    },
+    /// Not UTF-8.
+    #[error("line {line}: not UTF-8")]
+    NotUtf8 {
+        /// 1-based line number.
+        line: u64,
+    },
+}
+
+/// Classifies one line (without its newline).
+pub fn parse_line(line: &str) -> Line<'_> {
+    let line = line.trim();
+    if line.is_empty() || line.starts_with('#') {
+        return Line::Skip;
+    }
+    if let Some(rest) = line.strip_prefix(PROGRAM_DATA_PREFIX) {
+        return Line::Data(rest.trim());
+    }
+    // Without the prefix, only a bare base64 token is data; anything with
+    // spaces or a colon is another log line ("Program log: ...", "Program
+    // 6EF8... invoke [1]").
+    if line.contains(|c: char| c.is_whitespace() || c == ':') { Line::Skip } else { Line::Data(line) }
+}
+
+/// Counts of a replay so far.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct ReplayStats {
+    /// Lines read.
+    pub lines: u64,
+    /// Records handed out.
+    pub records: u64,
+    /// Lines skipped as comments or other log lines.
+    pub skipped: u64,
+    /// Lines that looked like data but could not be used.
+    pub bad: u64,
+    /// The first few bad lines, for the report at the end.
+    pub first_bad: Vec<BadLine>,
+}
+
+/// How many bad lines are kept for the report.
+const KEEP_BAD: usize = 5;
+
+impl fmt::Display for ReplayStats {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "replay: {} lines, {} records, {} skipped, {} bad",
+            self.lines, self.records, self.skipped, self.bad
+        )?;
+        for bad in &self.first_bad {
+            write!(f, "; {bad}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Reads `Program data:` lines and hands out the decoded records.
+pub struct ReplaySource {
+    reader: Box<dyn BufRead + Send>,
+    /// Raw bytes of the current line, reused.
+    line: Vec<u8>,
+    /// Decoded record of the current line, reused.
+    record: Vec<u8>,
+    stats: ReplayStats,
+    finished: bool,
+}
+
+impl ReplaySource {
+    /// Opens the file (or standard input for `-`).
+    pub fn open(config: &ReplayConfig) -> io::Result<Self> {
+        let reader: Box<dyn BufRead + Send> = if config.path.as_os_str() == "-" {
+            Box::new(BufReader::new(io::stdin()))
+        } else {
+            Box::new(BufReader::new(File::open(&config.path)?))
+        };
+        Ok(Self::from_reader(reader))
+    }
+
+    /// A replay over any reader (tests, fuzzing).
+    pub fn from_reader(reader: Box<dyn BufRead + Send>) -> Self {
+        Self { reader, line: Vec::new(), record: Vec::new(), stats: ReplayStats::default(), finished: false }
+    }
+
+    /// Counts so far.
+    pub fn stats(&self) -> &ReplayStats {
+        &self.stats
+    }
+
+    /// Hands out up to `max` records. Read errors end the replay (logged).
+    pub fn fill(&mut self, max: usize, mut on_record: impl FnMut(&[u8])) -> Filled {
+        let mut handed = 0;
+        while handed < max && !self.finished {
+            match read_bounded_line(&mut self.reader, &mut self.line) {
+                Ok(None) => self.finished = true,
+                Ok(Some(too_long)) => {
+                    self.stats.lines += 1;
+                    if too_long {
+                        self.bad(BadLine::TooLong { line: self.stats.lines });
+                    } else if self.decode_line() {
+                        on_record(&self.record);
+                        self.stats.records += 1;
+                        handed += 1;
+                    }
+                }
+                Err(error) => {
+                    tracing::error!(%error, line = self.stats.lines + 1, "replay read failed; ending the replay");
+                    self.finished = true;
+                }
+            }
+        }
+        if handed == 0 && self.finished { Filled::Finished } else { Filled::Records(handed) }
+    }
+
+    /// Decodes the current line into `record`; false if it holds no record.
+    fn decode_line(&mut self) -> bool {
+        let line_no = self.stats.lines;
+        let Ok(text) = std::str::from_utf8(&self.line) else {
+            self.bad(BadLine::NotUtf8 { line: line_no });
+            return false;
+        };
+        match parse_line(text) {
+            Line::Skip => {
+                self.stats.skipped += 1;
+                false
+            }
+            Line::Data(b64) => {
+                self.record.clear();
+                if STANDARD.decode_vec(b64, &mut self.record).is_err() {
+                    self.bad(BadLine::Base64 { line: line_no });
+                    return false;
+                }
+                true
+            }
+        }
+    }
+
+    fn bad(&mut self, bad: BadLine) {
+        self.stats.bad += 1;
+        if self.stats.first_bad.len() < KEEP_BAD {
+            tracing::warn!(%bad, "skipping replay line");
+            self.stats.first_bad.push(bad);
+        }
+    }
+}
+
+/// Reads one line into `buf` (without the newline), keeping at most
+/// [`MAX_LINE_BYTES`]. `None` at end of input; `Some(true)` if the line was
+/// longer and got cut.
+fn read_bounded_line(reader: &mut dyn BufRead, buf: &mut Vec<u8>) -> io::Result<Option<bool>> {
+    buf.clear();
+    let mut too_long = false;
+    let mut read_any = false;
+    loop {
+        let available = reader.fill_buf()?;
+        if available.is_empty() {
+            return Ok(read_any.then_some(too_long));
+        }
+        read_any = true;
+        let (chunk, done) = match available.iter().position(|&b| b == b'\n') {
+            Some(at) => (&available[..at], Some(at + 1)),
+            None => (available, None),
+        };
+        let room = MAX_LINE_BYTES.saturating_sub(buf.len());
+        too_long |= chunk.len() > room;
+        buf.extend_from_slice(&chunk[..chunk.len().min(room)]);
+        let consumed = done.unwrap_or(available.len());
+        reader.consume(consumed);
+        if done.is_some() {
+            return Ok(Some(too_long));
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn replay(text: &'static str) -> (Vec<Vec<u8>>, ReplayStats) {
+        let mut source = ReplaySource::from_reader(Box::new(io::Cursor::new(text.as_bytes())));
+        let mut records = Vec::new();
+        while source.fill(2, |r| records.push(r.to_vec())) != Filled::Finished {}
+        (records, source.stats().clone())
+    }
+
+    #[test]
+    fn classifies_lines() {
+        assert_eq!(parse_line("Program data: AAEC"), Line::Data("AAEC"));
+        assert_eq!(parse_line("  Program data:AAEC\r"), Line::Data("AAEC"));
+        assert_eq!(parse_line("AAEC"), Line::Data("AAEC"));
+        assert_eq!(parse_line("# comment"), Line::Skip);
+        assert_eq!(parse_line("Program log: Instruction: Buy"), Line::Skip);
+        assert_eq!(parse_line("Program 6EF8rrecthR5Dkzon8Nwu78hRvfCKubJ14M5uBEwF6P invoke [1]"), Line::Skip);
+        assert_eq!(parse_line(""), Line::Skip);
+    }
+
+    #[test]
+    fn reads_records_and_counts_the_rest() {
+        let (records, stats) = replay("# header\nProgram data: AAEC\n\nProgram log: x\nnot*base64\nAwQ=");
+        assert_eq!(records, [vec![0, 1, 2], vec![3, 4]]);
+        assert_eq!((stats.lines, stats.records, stats.skipped, stats.bad), (6, 2, 3, 1));
+        assert_eq!(stats.first_bad, [BadLine::Base64 { line: 5 }]);
+    }
+
+    #[test]
+    fn overlong_and_non_utf8_lines_are_bad_not_fatal() {
+        let long: &'static str =
+            Box::leak(format!("{}\nAAEC\n\u{0}\n", "A".repeat(MAX_LINE_BYTES + 10)).into_boxed_str());
+        let (records, stats) = replay(long);
+        assert_eq!(records.len(), 1, "the NUL line is a bare token that fails base64");
+        assert_eq!(stats.first_bad[0], BadLine::TooLong { line: 1 });
+        let mut source =
+            ReplaySource::from_reader(Box::new(io::Cursor::new(vec![0xff, 0xfe, b'\n', b'A', b'A', b'E', b'C'])));
+        let mut n = 0;
+        while source.fill(8, |_| n += 1) != Filled::Finished {}
+        assert_eq!((n, source.stats().first_bad.clone()), (1, vec![BadLine::NotUtf8 { line: 1 }]));
+    }
+}
