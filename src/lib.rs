@@ -15,6 +15,7 @@
 pub mod aggregate;
 pub mod cli;
 pub mod codec;
+pub mod gateway;
 pub mod ingest;
 pub mod runtime;
 pub mod sink;

@@ -1,11 +1,13 @@
 //! The `klinecast` binary: parses flags, starts the roles, maps errors to
 //! messages and exit codes (0 ok, 1 runtime error, 2 bad usage).
 
+use std::io::IsTerminal;
 use std::process::ExitCode;
 
 use anyhow::Context;
 use clap::Parser;
-use klinecast::cli::{Cli, Command, IngestArgs, SourceConfig, tail};
+use klinecast::cli::{Cli, Command, GatewayArgs, IngestArgs, ServeArgs, SourceConfig, plan_cores, tail};
+use klinecast::gateway::Gateway;
 use klinecast::ingest::{self, IngestReport};
 use klinecast::runtime::{self, Shutdown};
 use klinecast::sink::KafkaSink;
@@ -14,7 +16,8 @@ use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
     let filter = EnvFilter::try_from_env("KLINECAST_LOG").unwrap_or_else(|_| EnvFilter::new("info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let ansi = std::io::stderr().is_terminal();
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).with_ansi(ansi).init();
     let cli = Cli::parse();
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
@@ -28,15 +31,38 @@ fn main() -> ExitCode {
 fn run(cli: Cli) -> anyhow::Result<()> {
     let shutdown = Shutdown::on_signals().context("installing signal handlers")?;
     match cli.command {
-        None => serve(cli.serve.ingest, shutdown),
-        Some(Command::Serve(args)) => serve(args.ingest, shutdown),
+        None => serve(cli.serve, shutdown),
+        Some(Command::Serve(args)) => serve(args, shutdown),
         Some(Command::Ingest(args)) => run_ingest(args, shutdown).map(|_| ()),
+        Some(Command::Gateway(args)) => run_gateway(args, shutdown),
         Some(Command::Tail(args)) => tail::run(&args, &shutdown),
     }
 }
 
-fn serve(args: IngestArgs, shutdown: Shutdown) -> anyhow::Result<()> {
-    run_ingest(args, shutdown).map(|_| ())
+fn serve(args: ServeArgs, shutdown: Shutdown) -> anyhow::Result<()> {
+    let available = runtime::cores(&args.ingest.cores);
+    let (_, shard_cores) = plan_cores(&available, args.gateway.shards);
+    let config = args.gateway.config(args.ingest.kafka.config(), args.ingest.windows.clone(), shard_cores);
+    runtime::raise_limits();
+    let gateway = Gateway::start(config, shutdown.clone())?;
+    let keep_serving = args.ingest.replay_then_serve;
+    let ingest = run_ingest(args.ingest, shutdown.clone()).map(|_| ());
+    // Ingest ends at shutdown or at the end of a replay; after a replay the
+    // gateway keeps serving only with --replay-then-serve.
+    if ingest.is_err() || !keep_serving {
+        shutdown.request();
+    }
+    let served = gateway.join();
+    ingest.and(served)
+}
+
+fn run_gateway(args: GatewayArgs, shutdown: Shutdown) -> anyhow::Result<()> {
+    let available = runtime::cores(&args.cores);
+    let shards = args.gateway.shards.unwrap_or(available.len().saturating_sub(1).max(1));
+    let cores = (0..shards).map(|i| available[(i + 1) % available.len()]).collect();
+    let config = args.gateway.config(args.kafka.config(), args.windows.clone(), cores);
+    runtime::raise_limits();
+    Gateway::start(config, shutdown)?.join()
 }
 
 fn run_ingest(args: IngestArgs, shutdown: Shutdown) -> anyhow::Result<IngestReport> {
@@ -47,7 +73,7 @@ fn run_ingest(args: IngestArgs, shutdown: Shutdown) -> anyhow::Result<IngestRepo
                 .with_context(|| format!("cannot open replay file {}", config.path.display()))?,
         ),
     };
-    runtime::raise_memlock();
+    runtime::raise_limits();
     // Created here, on the unpinned main thread: librdkafka's threads inherit
     // the creating thread's CPU affinity and must not share the ingest core.
     let sink = KafkaSink::connect(&args.kafka.config(), &args.windows)?;

@@ -11,6 +11,7 @@ use std::time::Duration;
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::aggregate::{DEFAULT_MAX_MINTS, Windows};
+use crate::gateway::{Fanout, GatewayConfig};
 use crate::ingest::{IngestConfig, MintShard};
 use crate::sink::KafkaConfig;
 use crate::sink::settings::parse_override;
@@ -38,6 +39,8 @@ pub enum Command {
     Serve(ServeArgs),
     /// Trades → bars → Kafka, nothing else.
     Ingest(IngestArgs),
+    /// Kafka → WebSocket and HTTP clients, nothing else.
+    Gateway(GatewayArgs),
     /// Print bars from Kafka (zero-copy reads), as a table or JSON lines.
     Tail(tail::TailArgs),
 }
@@ -95,6 +98,9 @@ pub struct IngestArgs {
     /// Replay: file of `Program data: <base64>` lines, or `-` for stdin.
     #[arg(long, env = "KLINECAST_REPLAY_FILE", value_name = "PATH")]
     pub replay_file: Option<PathBuf>,
+    /// Replay: after the end of the file, keep serving clients (serve only).
+    #[arg(long, env = "KLINECAST_REPLAY_THEN_SERVE")]
+    pub replay_then_serve: bool,
     /// Bar windows, e.g. 1s,1m,5m,15m,1h,4h,1d. Window i goes to partition i.
     #[arg(long, env = "KLINECAST_WINDOWS", default_value = "1s,1m,5m,1h")]
     pub windows: Windows,
@@ -153,6 +159,102 @@ pub struct ServeArgs {
     /// The ingest half.
     #[command(flatten)]
     pub ingest: IngestArgs,
+    /// The gateway half.
+    #[command(flatten)]
+    pub gateway: GatewayOptions,
+}
+
+/// Flags of the `gateway` command: Kafka and windows, then the gateway's own.
+#[derive(Debug, Clone, Args)]
+pub struct GatewayArgs {
+    /// Kafka connection.
+    #[command(flatten)]
+    pub kafka: KafkaArgs,
+    /// Windows clients may subscribe to, in the same order as ingest's
+    /// (window i is read from partition i).
+    #[arg(long, env = "KLINECAST_WINDOWS", default_value = "1s,1m,5m,1h")]
+    pub windows: Windows,
+    /// Cores to pin gateway shards to, comma-separated.
+    #[arg(long, env = "KLINECAST_CORES", value_delimiter = ',')]
+    pub cores: Vec<usize>,
+    /// The gateway's own flags.
+    #[command(flatten)]
+    pub gateway: GatewayOptions,
+}
+
+/// How bars reach clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FanoutArg {
+    /// One Kafka consumer per subscribed client; every update forwarded.
+    PerClient,
+}
+
+/// Flags shared by `serve` and `gateway`.
+#[derive(Debug, Clone, Args)]
+pub struct GatewayOptions {
+    /// Address to listen on (HTTP and WebSocket on one port).
+    #[arg(long, env = "KLINECAST_LISTEN", default_value = "127.0.0.1:8080")]
+    pub listen: std::net::SocketAddr,
+    /// Gateway shards (executors); default: every core but the ingest one, at least 1.
+    #[arg(long, env = "KLINECAST_SHARDS")]
+    pub shards: Option<usize>,
+    /// Fan-out mode.
+    #[arg(long, env = "KLINECAST_FANOUT", value_enum, default_value = "per-client")]
+    pub fanout: FanoutArg,
+    /// Most open connections of the process; beyond it HTTP 503.
+    #[arg(long, env = "KLINECAST_MAX_CONNECTIONS", default_value_t = 60_000)]
+    pub max_connections: usize,
+    /// Most open connections from one IP address (per shard).
+    #[arg(long, env = "KLINECAST_MAX_CONNECTIONS_PER_IP", default_value_t = 10_000)]
+    pub max_connections_per_ip: usize,
+    /// Time a client has to send its HTTP request head.
+    #[arg(long, env = "KLINECAST_HANDSHAKE_TIMEOUT", default_value = "5s", value_parser = parse_duration)]
+    pub handshake_timeout: Duration,
+    /// Largest inbound WebSocket message, bytes.
+    #[arg(long, env = "KLINECAST_MAX_FRAME_BYTES", default_value_t = 4096)]
+    pub max_frame_bytes: usize,
+    /// Origin allowed to open WebSockets (repeat; `*` = any). Default: same
+    /// host as the page, or no Origin header (non-browser clients).
+    #[arg(long = "allowed-origin", env = "KLINECAST_ALLOWED_ORIGINS", value_delimiter = ',')]
+    pub allowed_origins: Vec<String>,
+    /// Interval of server pings; a client silent for two intervals is dropped.
+    #[arg(long, env = "KLINECAST_PING_INTERVAL", default_value = "30s", value_parser = parse_duration)]
+    pub ping_interval: Duration,
+    /// Directory served at / and /static/.
+    #[arg(long, env = "KLINECAST_STATIC_DIR", default_value = "static")]
+    pub static_dir: PathBuf,
+}
+
+impl GatewayOptions {
+    /// The validated gateway settings for shards pinned to `cores`.
+    pub fn config(&self, kafka: KafkaConfig, windows: Windows, cores: Vec<usize>) -> GatewayConfig {
+        let shards = cores.len().max(1);
+        GatewayConfig {
+            listen: self.listen,
+            cores,
+            windows,
+            kafka,
+            fanout: match self.fanout {
+                FanoutArg::PerClient => Fanout::PerClient,
+            },
+            max_connections_per_shard: self.max_connections.div_ceil(shards),
+            max_connections_per_ip: self.max_connections_per_ip,
+            handshake_timeout: self.handshake_timeout,
+            max_frame_bytes: self.max_frame_bytes.max(16),
+            allowed_origins: self.allowed_origins.clone(),
+            ping_interval: self.ping_interval.max(Duration::from_millis(100)),
+            static_dir: self.static_dir.clone(),
+        }
+    }
+}
+
+/// Splits the available cores between ingest (the first) and gateway shards.
+pub fn plan_cores(available: &[usize], shards: Option<usize>) -> (usize, Vec<usize>) {
+    let ingest = available.first().copied().unwrap_or(0);
+    let rest: Vec<usize> = available.iter().skip(1).copied().collect();
+    let want = shards.unwrap_or(rest.len().max(1)).max(1);
+    let pool = if rest.is_empty() { vec![ingest] } else { rest };
+    (ingest, (0..want).map(|i| pool[i % pool.len()]).collect())
 }
 
 /// `--mint-shard i/N`, checked.
@@ -191,11 +293,21 @@ mod tests {
         let cli = Cli::try_parse_from(["klinecast"]).unwrap();
         let ingest = &cli.serve.ingest;
         assert!(cli.command.is_none());
+        assert_eq!(cli.serve.gateway.listen.to_string(), "127.0.0.1:8080");
+        assert_eq!(cli.serve.gateway.fanout, FanoutArg::PerClient);
         assert_eq!(ingest.kafka.brokers, "127.0.0.1:9092");
         assert_eq!(ingest.kafka.topic, "demo");
         assert_eq!(ingest.windows.seconds(), &[1, 60, 300, 3600]);
         assert_eq!((ingest.mock_mints, ingest.mock_rate, ingest.emit_interval), (1, 1000, Duration::ZERO));
         assert_eq!(ingest.source, SourceKind::Mock);
+    }
+
+    #[test]
+    fn cores_split_between_ingest_and_shards() {
+        assert_eq!(plan_cores(&[0, 1], None), (0, vec![1]));
+        assert_eq!(plan_cores(&[0], None), (0, vec![0]));
+        assert_eq!(plan_cores(&[0, 1, 2, 3], None), (0, vec![1, 2, 3]));
+        assert_eq!(plan_cores(&[0, 1], Some(3)), (0, vec![1, 1, 1]));
     }
 
     #[test]

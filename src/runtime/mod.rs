@@ -91,9 +91,18 @@ pub fn cores(wanted: &[usize]) -> Vec<usize> {
     ids
 }
 
+/// Raises the soft limits this process needs: open files (one per client
+/// connection) and locked memory (io_uring rings and glommio's buffers).
+pub fn raise_limits() {
+    if let Err(error) = rlimit::increase_nofile_limit(u64::MAX) {
+        tracing::debug!(%error, "could not raise RLIMIT_NOFILE");
+    }
+    raise_memlock();
+}
+
 /// Raises the soft memlock limit towards [`WANT_MEMLOCK_BYTES`] (within the
-/// hard limit): io_uring rings and glommio's buffers are locked memory.
-pub fn raise_memlock() {
+/// hard limit).
+fn raise_memlock() {
     let Ok((soft, hard)) = rlimit::Resource::MEMLOCK.get() else { return };
     if soft >= WANT_MEMLOCK_BYTES {
         return;

@@ -70,6 +70,13 @@ pub fn ensure_topic(config: &KafkaConfig, partitions: i32) -> Result<i32, SinkEr
     Err(SinkError::Topic { topic: config.topic.clone(), reason: "created but not visible in metadata".into() })
 }
 
+/// Whether the broker answers: the topic's partition count (0 if absent),
+/// or the error as text. Blocking: call from a worker thread.
+pub fn probe(config: &KafkaConfig) -> Result<i32, String> {
+    let admin: AdminClient<DefaultClientContext> = config.admin().create().map_err(|e| e.to_string())?;
+    partition_count(admin.inner(), config).map(Option::unwrap_or_default).map_err(|e| e.to_string())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

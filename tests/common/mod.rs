@@ -70,3 +70,166 @@ pub fn read_topic(topic: &str, min: usize, timeout: Duration) -> Vec<Record> {
     }
     records
 }
+
+/// A `klinecast` process started by a test, stopped (SIGTERM) when dropped.
+pub struct Server {
+    pub child: std::process::Child,
+    pub port: u16,
+    pub topic: String,
+    pub log: std::path::PathBuf,
+}
+
+/// A free TCP port on 127.0.0.1.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0").and_then(|l| l.local_addr()).map(|a| a.port()).expect("free port")
+}
+
+impl Server {
+    /// Starts `klinecast <args>` on a fresh topic and port, and waits until
+    /// `/healthz` answers.
+    pub fn start(args: &[&str]) -> Server {
+        let topic = fresh_topic("it-gw");
+        let port = free_port();
+        let log = std::env::temp_dir().join(format!("{topic}.log"));
+        let listen = format!("127.0.0.1:{port}");
+        let child = std::process::Command::new(env!("CARGO_BIN_EXE_klinecast"))
+            .args(args)
+            .args(["--brokers", &brokers(), "--topic", &topic, "--listen", &listen])
+            .env("KLINECAST_LOG", "info")
+            .stdout(std::process::Stdio::null())
+            .stderr(std::fs::File::create(&log).expect("log file"))
+            .spawn()
+            .expect("start klinecast");
+        let server = Server { child, port, topic, log };
+        let deadline = Instant::now() + Duration::from_secs(30);
+        while Instant::now() < deadline {
+            if server.get("/healthz").starts_with("HTTP/1.1 200") {
+                return server;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        panic!("server did not become healthy: {}", server.log_text());
+    }
+
+    /// The server's log so far.
+    pub fn log_text(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
+    /// A raw HTTP/1.1 GET; returns the whole response.
+    pub fn get(&self, path: &str) -> String {
+        self.raw(format!("GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{}\r\n\r\n", self.port).as_bytes())
+    }
+
+    /// Sends raw bytes, returns everything the server answers before closing.
+    pub fn raw(&self, request: &[u8]) -> String {
+        use std::io::{Read, Write};
+        let Ok(mut stream) = std::net::TcpStream::connect(("127.0.0.1", self.port)) else { return String::new() };
+        let _ = stream.set_read_timeout(Some(Duration::from_secs(10)));
+        let _ = stream.write_all(request);
+        let mut out = Vec::new();
+        let _ = stream.read_to_end(&mut out);
+        String::from_utf8_lossy(&out).into_owned()
+    }
+
+    /// A connected WebSocket client on `path` (e.g. `/ws`).
+    pub fn ws(&self, path: &str) -> Ws {
+        let stream = std::net::TcpStream::connect(("127.0.0.1", self.port)).expect("connect");
+        stream.set_read_timeout(Some(Duration::from_millis(200))).expect("timeout");
+        let url = format!("ws://127.0.0.1:{}{path}", self.port);
+        let (ws, _) = tungstenite::client(url.as_str(), stream).expect("websocket handshake");
+        ws
+    }
+
+    /// The value of a Prometheus counter from `/metrics`.
+    pub fn metric(&self, name: &str) -> f64 {
+        let text = self.get("/metrics");
+        text.lines()
+            .find_map(|l| l.strip_prefix(name).and_then(|rest| rest.strip_prefix(' ')))
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(f64::NAN)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("kill").args(["-TERM", &self.child.id().to_string()]).status();
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while Instant::now() < deadline {
+            if let Ok(Some(_)) = self.child.try_wait() {
+                return;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub type Ws = tungstenite::WebSocket<std::net::TcpStream>;
+
+/// What a client received.
+#[derive(Debug, Clone)]
+pub enum Frame {
+    Bar(Vec<u8>),
+    Text(String),
+    Closed(Option<u16>),
+}
+
+/// Reads frames for `duration` (or until the server closes).
+pub fn collect(ws: &mut Ws, duration: Duration) -> Vec<Frame> {
+    let mut frames = Vec::new();
+    let deadline = Instant::now() + duration;
+    while Instant::now() < deadline {
+        match ws.read() {
+            Ok(tungstenite::Message::Binary(b)) => frames.push(Frame::Bar(b.to_vec())),
+            Ok(tungstenite::Message::Text(t)) => frames.push(Frame::Text(t.to_string())),
+            Ok(tungstenite::Message::Close(c)) => {
+                frames.push(Frame::Closed(c.map(|c| u16::from(c.code))));
+                break;
+            }
+            Ok(_) => {}
+            Err(tungstenite::Error::Io(e))
+                if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(tungstenite::Error::ConnectionClosed | tungstenite::Error::AlreadyClosed) => {
+                frames.push(Frame::Closed(None));
+                break;
+            }
+            Err(e) => panic!("websocket read: {e}"),
+        }
+    }
+    frames
+}
+
+/// Sends a text command and returns the first text reply (skipping bars).
+pub fn command(ws: &mut Ws, text: &str) -> serde_json::Value {
+    send(ws, tungstenite::Message::Text(text.into()))
+}
+
+/// Sends a message and returns the first text reply; bars that arrive
+/// before it are skipped, frames after it stay unread.
+pub fn send(ws: &mut Ws, message: tungstenite::Message) -> serde_json::Value {
+    ws.send(message).expect("send");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while Instant::now() < deadline {
+        match ws.read() {
+            Ok(tungstenite::Message::Text(t)) => return serde_json::from_str(&t).expect("reply is JSON"),
+            Ok(_) => {}
+            Err(tungstenite::Error::Io(e))
+                if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(e) => panic!("websocket read: {e}"),
+        }
+    }
+    panic!("no reply");
+}
+
+/// The bars among frames, decoded.
+pub fn bars(frames: &[Frame]) -> Vec<Bar> {
+    frames
+        .iter()
+        .filter_map(|f| match f {
+            Frame::Bar(b) => Some(bar::access(b).expect("valid bar frame").to_bar()),
+            _ => None,
+        })
+        .collect()
+}

@@ -1,0 +1,46 @@
+//! The gateway's settings, validated once from flags.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::aggregate::Windows;
+use crate::sink::KafkaConfig;
+
+/// How bars reach clients.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Fanout {
+    /// One Kafka consumer per subscribed client; every message forwarded.
+    PerClient,
+}
+
+/// Everything the gateway needs to run.
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    /// Address every shard listens on (SO_REUSEPORT).
+    pub listen: SocketAddr,
+    /// Cores of the shards, one executor each.
+    pub cores: Vec<usize>,
+    /// Windows clients may subscribe to, in partition order.
+    pub windows: Windows,
+    /// Kafka connection and topic.
+    pub kafka: KafkaConfig,
+    /// Fan-out mode.
+    pub fanout: Fanout,
+    /// Most open connections per shard; beyond it new ones get HTTP 503.
+    pub max_connections_per_shard: usize,
+    /// Most open connections from one IP address per shard.
+    pub max_connections_per_ip: usize,
+    /// Time a client has to send its request head.
+    pub handshake_timeout: Duration,
+    /// Largest inbound WebSocket message accepted.
+    pub max_frame_bytes: usize,
+    /// Allowed `Origin` values for WebSocket upgrades; empty = same host
+    /// only (Origin host equals the Host header) or no Origin (programs).
+    pub allowed_origins: Vec<String>,
+    /// How often idle sessions are pinged; a session silent for two
+    /// intervals is closed.
+    pub ping_interval: Duration,
+    /// Directory with `index.html` and the assets under `/static/`.
+    pub static_dir: PathBuf,
+}

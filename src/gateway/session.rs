@@ -1,0 +1,545 @@
+//! A WebSocket session in per-client fan-out mode, and the shard's consumer
+//! poller.
+//!
+//! Each subscribed session owns one rdkafka consumer (no group membership,
+//! nothing committed) assigned to the partitions of its windows. The shard's
+//! poller drains every session's consumer in turn into the session's bounded
+//! outbox; the session's writer task sends the outbox to the socket. When an
+//! outbox is full the poller stops reading that consumer, so a slow client
+//! is paced by Kafka (which keeps the messages) and nothing is dropped.
+
+use std::cell::{Cell, RefCell};
+use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::rc::Rc;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use async_tungstenite::WebSocketStream;
+use bytes::Bytes;
+use futures_util::{SinkExt, StreamExt};
+use glommio::net::TcpStream;
+use glommio::timer::{sleep, timeout};
+use glommio::{GlommioError, spawn_local};
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{BorrowedMessage, Message as _};
+use rdkafka::{Offset, TopicPartitionList};
+use tungstenite::Message;
+use tungstenite::protocol::frame::coding::CloseCode;
+use tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+
+use super::metrics::Metrics;
+use super::protocol::{self, Command};
+use super::server::Shard;
+use crate::codec::bar::{self, ArchivedBar};
+use crate::codec::json::BarJson;
+use crate::codec::trade::Pubkey;
+use crate::sink::topic::{METADATA_TIMEOUT, partition_for};
+
+/// Frames queued for one client; beyond it the poller stops reading the
+/// client's consumer (Kafka holds the rest).
+pub const OUTBOX_FRAMES: usize = 256;
+/// Outbox slots kept free for command replies.
+const CONTROL_RESERVE: usize = 16;
+/// Bars waiting behind the outbox (history bursts); at this many the poller
+/// stops reading the consumer until the client catches up.
+const PENDING_HIGH: usize = 64;
+/// Subscriptions one connection may hold; more are refused with an error.
+pub const MAX_SUBSCRIPTIONS: usize = 8;
+/// Kafka messages taken from one consumer per poller pass, so one busy
+/// client cannot starve the others.
+const MAX_MESSAGES_PER_PASS: usize = 64;
+/// Poller sleep after a pass that found nothing.
+const POLL_IDLE: Duration = Duration::from_millis(1);
+/// A send that makes no progress for this long ends the session.
+const SEND_TIMEOUT: Duration = Duration::from_secs(10);
+/// Mints remembered for `/api/mints`; further ones are not listed.
+pub const MAX_KNOWN_MINTS: usize = 100_000;
+/// Mints listed by `/api/mints`, most recently traded first.
+const MINTS_LISTED: usize = 1000;
+/// Socket read buffer of a session: commands are tiny.
+const READ_BUFFER_BYTES: usize = 4096;
+/// Largest amount of unsent frames tungstenite may hold.
+const MAX_WRITE_BUFFER_BYTES: usize = 256 * 1024;
+
+/// The sessions of one shard, and what they saw.
+#[derive(Default)]
+pub struct Sessions {
+    next_id: Cell<u64>,
+    live: RefCell<BTreeMap<u64, Rc<Session>>>,
+    /// Mint → (open time of its latest bar, latest close), for `/api/mints`.
+    mints: RefCell<HashMap<Pubkey, (i64, f64)>>,
+}
+
+/// What a connection subscribed to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Subscription {
+    window_s: u32,
+    mint: Option<Pubkey>,
+}
+
+impl Subscription {
+    fn matches(&self, bar: &ArchivedBar) -> bool {
+        bar.window_s.to_native() == self.window_s && self.mint.is_none_or(|m| m == bar.mint)
+    }
+}
+
+/// A pending `hist-<w> n` request: closing updates before `until` are
+/// collected, the last `count` are sent when the consumer reaches `until`.
+struct History {
+    partition: i32,
+    sub: Subscription,
+    count: usize,
+    until: i64,
+    ring: VecDeque<Message>,
+}
+
+/// The Kafka side of a session.
+#[derive(Default)]
+struct Feed {
+    consumer: Option<Arc<BaseConsumer>>,
+    subs: Vec<Subscription>,
+    /// Partition → first offset not yet delivered live (messages below it
+    /// are re-reads for history and are not forwarded again).
+    next_live: HashMap<i32, i64>,
+    history: Vec<History>,
+    /// Frames waiting for outbox room, in order.
+    pending: VecDeque<Message>,
+}
+
+/// One WebSocket client.
+pub struct Session {
+    id: u64,
+    json: bool,
+    outbox: flume::Sender<Message>,
+    feed: RefCell<Feed>,
+}
+
+/// Serves one upgraded connection until it closes.
+pub async fn run(shard: Rc<Shard>, stream: TcpStream, part: Vec<u8>, json: bool) {
+    let mut config = WebSocketConfig::default();
+    config.read_buffer_size = READ_BUFFER_BYTES;
+    config.write_buffer_size = 0;
+    config.max_write_buffer_size = MAX_WRITE_BUFFER_BYTES;
+    config.max_message_size = Some(shard.config.max_frame_bytes);
+    config.max_frame_size = Some(shard.config.max_frame_bytes);
+    let ws = WebSocketStream::from_partially_read(stream, part, Role::Server, Some(config)).await;
+    let (mut sink, mut incoming) = ws.split();
+    let (outbox, queue) = flume::bounded::<Message>(OUTBOX_FRAMES);
+    let id = shard.sessions.next_id.get();
+    shard.sessions.next_id.set(id + 1);
+    let session = Rc::new(Session { id, json, outbox, feed: RefCell::new(Feed::default()) });
+    shard.sessions.live.borrow_mut().insert(id, session.clone());
+    shard.metrics.websockets.fetch_add(1, Ordering::Relaxed);
+    let metrics = shard.metrics.clone();
+    let writer = spawn_local(async move {
+        while let Ok(message) = queue.recv_async().await {
+            let len = message.len();
+            let closing = matches!(message, Message::Close(_));
+            let sent = timeout(SEND_TIMEOUT, async { Ok(sink.feed(message).await) }).await;
+            if !matches!(sent, Ok(Ok(()))) {
+                break;
+            }
+            metrics.frame_sent(len);
+            if queue.is_empty() && !matches!(timeout(SEND_TIMEOUT, async { Ok(sink.flush().await) }).await, Ok(Ok(())))
+            {
+                break;
+            }
+            if closing {
+                break;
+            }
+        }
+        let _ = sink.close(None).await;
+    });
+    read_loop(&shard, &session, &mut incoming).await;
+    shard.sessions.live.borrow_mut().remove(&id);
+    release_consumer(&shard, &session);
+    shard.metrics.websockets.fetch_sub(1, Ordering::Relaxed);
+    drop(session); // the last sender: the writer finishes what is queued
+    let _ = timeout(SEND_TIMEOUT, async {
+        writer.await;
+        Ok(())
+    })
+    .await;
+}
+
+type Incoming = async_tungstenite::WebSocketReceiver<TcpStream>;
+
+async fn read_loop(shard: &Rc<Shard>, session: &Rc<Session>, incoming: &mut Incoming) {
+    let mut awaiting_pong = false;
+    while !shard.shutdown.requested() {
+        let next = timeout(shard.config.ping_interval, async { Ok(incoming.next().await) }).await;
+        let message = match next {
+            Err(GlommioError::TimedOut(_)) if awaiting_pong => {
+                Metrics::inc(&shard.metrics.protocol_closes);
+                return close(session, CloseCode::Away, "no pong");
+            }
+            Err(_) => {
+                awaiting_pong = true;
+                let _ = session.outbox.try_send(Message::Ping(Bytes::new()));
+                continue;
+            }
+            Ok(None) => return,
+            Ok(Some(Err(error))) => return on_protocol_error(shard, session, &error),
+            Ok(Some(Ok(message))) => message,
+        };
+        awaiting_pong = false;
+        match message {
+            Message::Text(text) => on_command(shard, session, text.as_str()).await,
+            Message::Binary(_) => {
+                Metrics::inc(&shard.metrics.command_errors);
+                let error = serde_json::json!({"type": "error", "error": "commands are text frames"});
+                reply(shard, session, error.to_string());
+            }
+            Message::Close(_) => return,
+            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
+        }
+    }
+    close(session, CloseCode::Away, "server shutting down");
+}
+
+fn on_protocol_error(shard: &Rc<Shard>, session: &Session, error: &tungstenite::Error) {
+    use tungstenite::Error;
+    let (code, why) = match error {
+        Error::Capacity(_) => (CloseCode::Size, "message too big"),
+        Error::Utf8(_) => (CloseCode::Invalid, "text frame is not UTF-8"),
+        Error::Protocol(_) => (CloseCode::Protocol, "protocol error"),
+        _ => return,
+    };
+    Metrics::inc(&shard.metrics.protocol_closes);
+    close(session, code, why);
+}
+
+fn close(session: &Session, code: CloseCode, reason: &'static str) {
+    let _ = session.outbox.try_send(Message::Close(Some(CloseFrame { code, reason: reason.into() })));
+}
+
+fn reply(shard: &Rc<Shard>, session: &Session, json: String) {
+    if session.outbox.try_send(Message::Text(json.into())).is_err() {
+        // The client sends commands but does not read replies.
+        Metrics::inc(&shard.metrics.protocol_closes);
+        let mut feed = session.feed.borrow_mut();
+        feed.pending.clear();
+    }
+}
+
+async fn on_command(shard: &Rc<Shard>, session: &Rc<Session>, text: &str) {
+    Metrics::inc(&shard.metrics.commands);
+    let result = match protocol::parse_command(text, shard.config.windows.seconds()) {
+        Ok(command) => apply(shard, session, &command).await.map(|()| protocol::ack_json(&command)),
+        Err(error) => Err(error.to_string()),
+    };
+    match result {
+        Ok(ack) => {
+            reply(shard, session, ack);
+        }
+        Err(message) => {
+            Metrics::inc(&shard.metrics.command_errors);
+            reply(shard, session, serde_json::json!({"type": "error", "error": message}).to_string());
+        }
+    }
+}
+
+async fn apply(shard: &Rc<Shard>, session: &Rc<Session>, command: &Command) -> Result<(), String> {
+    match *command {
+        Command::Ping => Ok(()),
+        Command::Subscribe { window_s, mint } => subscribe(shard, session, Subscription { window_s, mint }, None).await,
+        Command::History { window_s, count, mint } => {
+            subscribe(shard, session, Subscription { window_s, mint }, Some(count as usize)).await
+        }
+        Command::Unsubscribe { window_s } => {
+            unsubscribe(shard, session, window_s);
+            Ok(())
+        }
+    }
+}
+
+fn partition_of(shard: &Shard, window_s: u32) -> i32 {
+    partition_for(shard.config.windows.position(window_s).unwrap_or_default(), shard.partitions)
+}
+
+async fn subscribe(
+    shard: &Rc<Shard>,
+    session: &Rc<Session>,
+    sub: Subscription,
+    history: Option<usize>,
+) -> Result<(), String> {
+    {
+        let feed = session.feed.borrow();
+        if feed.subs.len() >= MAX_SUBSCRIPTIONS && !feed.subs.contains(&sub) {
+            return Err(format!("at most {MAX_SUBSCRIPTIONS} subscriptions per connection; unsub first"));
+        }
+    }
+    let consumer = ensure_consumer(shard, session).await?;
+    let partition = partition_of(shard, sub.window_s);
+    let topic = shard.config.kafka.topic.clone();
+    let newly = !session.feed.borrow().next_live.contains_key(&partition);
+    // The end offset is looked up now, not left to librdkafka's lazy
+    // "latest", so every update produced after the acknowledgement arrives.
+    let since_ms = history.map(|count| now_ms() - (count as i64 + 2) * i64::from(sub.window_s) * 1000);
+    let lookup = if newly || since_ms.is_some() {
+        let (c, t) = (consumer.clone(), topic.clone());
+        let found = shard.workers.run(move || start_offsets(&c, &t, partition, since_ms)).await;
+        Some(found.map_err(|e| e.to_string())?.map_err(|e| format!("Kafka offset lookup failed: {e}"))?)
+    } else {
+        None
+    };
+    let mut feed = session.feed.borrow_mut();
+    let mut list = TopicPartitionList::new();
+    match lookup {
+        None => {}
+        Some((_, high)) if history.is_none() => {
+            list.add_partition_offset(&topic, partition, Offset::Offset(high)).map_err(|e| e.to_string())?;
+            consumer.incremental_assign(&list).map_err(|e| e.to_string())?;
+            feed.next_live.insert(partition, high);
+        }
+        Some((start, high)) => {
+            if newly {
+                list.add_partition_offset(&topic, partition, Offset::Offset(start)).map_err(|e| e.to_string())?;
+                consumer.incremental_assign(&list).map_err(|e| e.to_string())?;
+                feed.next_live.insert(partition, high);
+            } else {
+                consumer.seek(&topic, partition, Offset::Offset(start), Duration::ZERO).map_err(|e| e.to_string())?;
+            }
+            let count = history.unwrap_or_default();
+            if start < high {
+                feed.history.push(History { partition, sub, count, until: high, ring: VecDeque::with_capacity(count) });
+            }
+        }
+    }
+    feed.subs.retain(|s| *s != sub);
+    feed.subs.push(sub);
+    Ok(())
+}
+
+/// Blocking: the first offset at or after `since_ms` (or the end offset when
+/// there is no `since_ms`), and the end offset.
+fn start_offsets(
+    consumer: &BaseConsumer,
+    topic: &str,
+    partition: i32,
+    since_ms: Option<i64>,
+) -> Result<(i64, i64), KafkaError> {
+    let (low, high) = consumer.fetch_watermarks(topic, partition, METADATA_TIMEOUT)?;
+    let Some(since_ms) = since_ms else { return Ok((high, high)) };
+    let mut list = TopicPartitionList::new();
+    list.add_partition_offset(topic, partition, Offset::Offset(since_ms))?;
+    let found = consumer.offsets_for_times(list, METADATA_TIMEOUT)?;
+    let start = match found.find_partition(topic, partition).map(|e| e.offset()) {
+        Some(Offset::Offset(o)) => o.max(low),
+        _ => high,
+    };
+    Ok((start, high))
+}
+
+async fn ensure_consumer(shard: &Rc<Shard>, session: &Rc<Session>) -> Result<Arc<BaseConsumer>, String> {
+    if let Some(consumer) = session.feed.borrow().consumer.clone() {
+        return Ok(consumer);
+    }
+    let config = shard.config.kafka.clone();
+    // A group id unique to this consumer: librdkafka wants one for assign(),
+    // and sharing one would make clients steal each other's messages.
+    let group = format!("klinecast-gw-{}-{}", std::process::id(), NEXT_CONSUMER.fetch_add(1, Ordering::Relaxed));
+    let created = shard
+        .workers
+        .run(move || config.reader(&group).create::<BaseConsumer>())
+        .await
+        .map_err(|e| e.to_string())?
+        .map_err(|e| format!("could not create a Kafka consumer: {e}"))?;
+    let consumer = Arc::new(created);
+    shard.metrics.consumers.fetch_add(1, Ordering::Relaxed);
+    session.feed.borrow_mut().consumer = Some(consumer.clone());
+    Ok(consumer)
+}
+
+/// Numbers consumers process-wide, for their group ids.
+static NEXT_CONSUMER: AtomicU64 = AtomicU64::new(0);
+
+fn unsubscribe(shard: &Rc<Shard>, session: &Rc<Session>, window_s: Option<u32>) {
+    let mut feed = session.feed.borrow_mut();
+    let keep = |w: u32| window_s.is_some_and(|x| x != w);
+    feed.subs.retain(|s| keep(s.window_s));
+    feed.history.retain(|h| keep(h.sub.window_s));
+    let needed: Vec<i32> = feed.subs.iter().map(|s| partition_of(shard, s.window_s)).collect();
+    let unused: Vec<i32> = feed.next_live.keys().copied().filter(|p| !needed.contains(p)).collect();
+    if let Some(consumer) = feed.consumer.clone() {
+        let mut list = TopicPartitionList::new();
+        for p in &unused {
+            let _ = list.add_partition(&shard.config.kafka.topic, *p);
+        }
+        if list.count() > 0 {
+            let _ = consumer.incremental_unassign(&list);
+        }
+    }
+    for p in unused {
+        feed.next_live.remove(&p);
+    }
+    if feed.subs.is_empty() {
+        feed.pending.clear();
+        drop(feed);
+        release_consumer(shard, session);
+    }
+}
+
+/// Drops the session's consumer on a worker thread (closing joins
+/// librdkafka's threads, which must not stall the shard).
+fn release_consumer(shard: &Rc<Shard>, session: &Session) {
+    let mut feed = session.feed.borrow_mut();
+    feed.next_live.clear();
+    feed.history.clear();
+    if let Some(consumer) = feed.consumer.take() {
+        shard.metrics.consumers.fetch_sub(1, Ordering::Relaxed);
+        shard.workers.detach(move || drop(consumer));
+    }
+}
+
+/// The shard's poller: drains every session's consumer into its outbox.
+pub async fn poll_consumers(shard: Rc<Shard>) {
+    while !shard.shutdown.requested() {
+        let sessions: Vec<Rc<Session>> = shard.sessions.live.borrow().values().cloned().collect();
+        let mut moved = 0;
+        for session in &sessions {
+            moved += drain(&shard, session);
+        }
+        if moved == 0 {
+            sleep(POLL_IDLE).await;
+        } else {
+            glommio::yield_if_needed().await;
+        }
+    }
+}
+
+fn outbox_room(session: &Session) -> bool {
+    session.outbox.len() + CONTROL_RESERVE < OUTBOX_FRAMES
+}
+
+fn drain(shard: &Shard, session: &Session) -> usize {
+    let mut feed = session.feed.borrow_mut();
+    let mut moved = flush_pending(&mut feed, session);
+    let Some(consumer) = feed.consumer.clone() else { return moved };
+    let mut read = 0;
+    while read < MAX_MESSAGES_PER_PASS && feed.pending.len() < PENDING_HIGH {
+        match consumer.poll(Duration::ZERO) {
+            None => break,
+            Some(Ok(message)) => {
+                read += 1;
+                on_message(shard, session, &mut feed, &message);
+            }
+            Some(Err(KafkaError::PartitionEOF(partition))) => finish_history(&mut feed, partition, i64::MAX),
+            Some(Err(error)) => {
+                Metrics::inc(&shard.metrics.kafka_errors);
+                tracing::debug!(%error, session = session.id, "consumer error");
+                break;
+            }
+        }
+        moved += flush_pending(&mut feed, session);
+    }
+    moved + read
+}
+
+fn flush_pending(feed: &mut Feed, session: &Session) -> usize {
+    let mut moved = 0;
+    while outbox_room(session) {
+        let Some(frame) = feed.pending.pop_front() else { break };
+        if session.outbox.try_send(frame).is_err() {
+            break;
+        }
+        moved += 1;
+    }
+    moved
+}
+
+fn on_message(shard: &Shard, session: &Session, feed: &mut Feed, message: &BorrowedMessage<'_>) {
+    let payload = message.payload().unwrap_or_default();
+    let Ok(bar) = bar::access(payload) else {
+        Metrics::inc(&shard.metrics.malformed_messages);
+        return;
+    };
+    let (partition, offset) = (message.partition(), message.offset());
+    remember_mint(shard, bar);
+    for job in feed.history.iter_mut().filter(|j| j.partition == partition && offset < j.until) {
+        if bar.closed && job.sub.matches(bar) {
+            if job.ring.len() == job.count {
+                job.ring.pop_front();
+            }
+            job.ring.push_back(frame(session.json, payload, bar));
+        }
+    }
+    finish_history(feed, partition, offset + 1);
+    let next_live = feed.next_live.entry(partition).or_insert(0);
+    if offset < *next_live {
+        return;
+    }
+    *next_live = offset + 1;
+    if feed.subs.iter().any(|s| s.matches(bar)) {
+        Metrics::inc(&shard.metrics.bars_sent);
+        feed.pending.push_back(frame(session.json, payload, bar));
+    }
+}
+
+/// Sends the history of requests on `partition` whose end has been reached.
+fn finish_history(feed: &mut Feed, partition: i32, reached: i64) {
+    let mut i = 0;
+    while i < feed.history.len() {
+        if feed.history[i].partition == partition && reached >= feed.history[i].until {
+            let job = feed.history.remove(i);
+            feed.pending.extend(job.ring);
+        } else {
+            i += 1;
+        }
+    }
+}
+
+fn frame(json: bool, payload: &[u8], bar: &ArchivedBar) -> Message {
+    if json {
+        Message::Text(BarJson::line(&bar.to_bar()).into())
+    } else {
+        Message::Binary(Bytes::copy_from_slice(payload))
+    }
+}
+
+fn remember_mint(shard: &Shard, bar: &ArchivedBar) {
+    let mut mints = shard.sessions.mints.borrow_mut();
+    let len = mints.len();
+    match mints.get_mut(&bar.mint) {
+        Some(entry) => *entry = (bar.open_time_s.to_native(), bar.close.to_native()),
+        None if len < MAX_KNOWN_MINTS => {
+            mints.insert(bar.mint, (bar.open_time_s.to_native(), bar.close.to_native()));
+        }
+        None => {}
+    }
+}
+
+/// `/api/mints`: mints seen by this shard, most recently traded first.
+pub fn known_mints_json(shard: &Shard) -> String {
+    let mints = shard.sessions.mints.borrow();
+    let mut list: Vec<(&Pubkey, &(i64, f64))> = mints.iter().collect();
+    list.sort_by_key(|entry| std::cmp::Reverse(entry.1.0));
+    let items: Vec<serde_json::Value> = list
+        .into_iter()
+        .take(MINTS_LISTED)
+        .map(|(mint, (time, close))| {
+            serde_json::json!({"mint": bs58::encode(mint).into_string(), "last_bar_time": time, "last_close": close})
+        })
+        .collect();
+    serde_json::Value::Array(items).to_string()
+}
+
+/// Closes every session with 1001 (going away) at shutdown.
+pub async fn close_all(shard: &Rc<Shard>) {
+    let sessions: Vec<Rc<Session>> = shard.sessions.live.borrow().values().cloned().collect();
+    for session in &sessions {
+        close(session, CloseCode::Away, "server shutting down");
+    }
+    for _ in 0..50 {
+        if shard.sessions.live.borrow().is_empty() {
+            break;
+        }
+        sleep(Duration::from_millis(20)).await;
+    }
+}
+
+fn now_ms() -> i64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
