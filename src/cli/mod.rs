@@ -187,6 +187,9 @@ pub struct GatewayArgs {
 pub enum FanoutArg {
     /// One Kafka consumer per subscribed client; every update forwarded.
     PerClient,
+    /// One consumer per shard, fan-out in memory, pushes conflated to
+    /// --push-interval.
+    Shared,
 }
 
 /// Flags shared by `serve` and `gateway`.
@@ -201,6 +204,18 @@ pub struct GatewayOptions {
     /// Fan-out mode.
     #[arg(long, env = "KLINECAST_FANOUT", value_enum, default_value = "per-client")]
     pub fanout: FanoutArg,
+    /// Shared mode: at most one update per (mint, window) per interval, the
+    /// latest; closing updates always. 0 = every update.
+    #[arg(long, env = "KLINECAST_PUSH_INTERVAL", default_value = "1s", value_parser = parse_duration)]
+    pub push_interval: Duration,
+    /// How far back each gateway shard reads the topic at start to serve
+    /// history (at most 1000 bars per series are kept).
+    #[arg(long, env = "KLINECAST_HISTORY_LOOKBACK", default_value = "1h", value_parser = parse_duration)]
+    pub history_lookback: Duration,
+    /// Outbound bytes queued per connection before a slow client's updates
+    /// are conflated and, if it stays over for 5 s, it is closed (1013).
+    #[arg(long, env = "KLINECAST_MAX_OUTBOUND_BYTES", default_value_t = 64 * 1024)]
+    pub max_outbound_bytes: usize,
     /// Most open connections of the process; beyond it HTTP 503.
     #[arg(long, env = "KLINECAST_MAX_CONNECTIONS", default_value_t = 60_000)]
     pub max_connections: usize,
@@ -236,6 +251,7 @@ impl GatewayOptions {
             kafka,
             fanout: match self.fanout {
                 FanoutArg::PerClient => Fanout::PerClient,
+                FanoutArg::Shared => Fanout::Shared { push_interval: self.push_interval },
             },
             max_connections_per_shard: self.max_connections.div_ceil(shards),
             max_connections_per_ip: self.max_connections_per_ip,
@@ -244,6 +260,8 @@ impl GatewayOptions {
             allowed_origins: self.allowed_origins.clone(),
             ping_interval: self.ping_interval.max(Duration::from_millis(100)),
             static_dir: self.static_dir.clone(),
+            history_lookback: self.history_lookback,
+            max_outbound_bytes: self.max_outbound_bytes.max(4096),
         }
     }
 }

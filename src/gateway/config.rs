@@ -12,6 +12,12 @@ use crate::sink::KafkaConfig;
 pub enum Fanout {
     /// One Kafka consumer per subscribed client; every message forwarded.
     PerClient,
+    /// One consumer per shard, fanned out in memory; each (mint, window)
+    /// series pushed at most once per interval (zero: every update).
+    Shared {
+        /// Conflation interval.
+        push_interval: Duration,
+    },
 }
 
 /// Everything the gateway needs to run.
@@ -43,4 +49,9 @@ pub struct GatewayConfig {
     pub ping_interval: Duration,
     /// Directory with `index.html` and the assets under `/static/`.
     pub static_dir: PathBuf,
+    /// How far back each shard reads the topic at start to fill history.
+    pub history_lookback: Duration,
+    /// Outbound bytes queued per connection before updates are conflated
+    /// (shared mode) and, if that does not help, the client is closed.
+    pub max_outbound_bytes: usize,
 }

@@ -39,6 +39,13 @@ pub struct Metrics {
     pub malformed_messages: AtomicU64,
     /// Sessions closed because they sent too much or answered nothing.
     pub protocol_closes: AtomicU64,
+    /// Queued updates dropped because a newer one of the same series
+    /// superseded them (slow clients, shared mode).
+    pub conflated: AtomicU64,
+    /// Sessions closed for staying over the outbound limit.
+    pub slow_closes: AtomicU64,
+    /// Largest outbound queue of any connection so far, bytes.
+    pub outbound_peak_bytes: AtomicU64,
 }
 
 impl Metrics {
@@ -60,7 +67,7 @@ impl Metrics {
             ("klinecast_websockets", "Open WebSocket sessions", &self.websockets),
             ("klinecast_kafka_consumers", "Kafka consumers alive", &self.consumers),
         ];
-        let counters: [(&str, &str, &AtomicU64); 12] = [
+        let counters: [(&str, &str, &AtomicU64); 15] = [
             ("klinecast_connections_accepted_total", "Connections accepted", &self.accepted),
             ("klinecast_connections_refused_total", "Connections refused at a limit", &self.refused),
             ("klinecast_http_requests_total", "HTTP requests answered", &self.http_requests),
@@ -73,6 +80,9 @@ impl Metrics {
             ("klinecast_kafka_errors_total", "Kafka consumer errors", &self.kafka_errors),
             ("klinecast_kafka_malformed_messages_total", "Kafka messages that were not bars", &self.malformed_messages),
             ("klinecast_protocol_closes_total", "Sessions closed for protocol abuse or silence", &self.protocol_closes),
+            ("klinecast_conflated_updates_total", "Queued updates superseded for slow clients", &self.conflated),
+            ("klinecast_slow_client_closes_total", "Sessions closed over the outbound limit", &self.slow_closes),
+            ("klinecast_outbound_peak_bytes", "Largest outbound queue of one connection", &self.outbound_peak_bytes),
         ];
         let mut out = String::new();
         for (name, help, value) in gauges {

@@ -5,13 +5,21 @@
 //!   language, no sockets.
 //! - [`server`]: one shard per core, its listener and connections.
 //! - [`session`]: one WebSocket client and the per-client Kafka feed.
+//! - [`feed`]: the shard's own reader: history rings, mints.
+//! - [`fanout`]: shared mode: one update, many sessions, conflated pushes.
+//! - [`outbox`]: a connection's bounded outbound queue.
+//! - [`api`]: `/api/klines`, `/api/mints`.
 //! - [`kafka_workers`]: threads for blocking Kafka client work.
 //! - [`metrics`]: counters and `/metrics`.
 
+pub mod api;
 pub mod config;
+pub mod fanout;
+pub mod feed;
 pub mod http;
 pub mod kafka_workers;
 pub mod metrics;
+pub mod outbox;
 pub mod protocol;
 pub mod server;
 pub mod session;

@@ -16,7 +16,10 @@ use glommio::net::{TcpListener, TcpStream};
 use glommio::timer::{sleep, timeout};
 use glommio::{GlommioError, spawn_local};
 
-use super::config::GatewayConfig;
+use super::api;
+use super::config::{Fanout as FanoutMode, GatewayConfig};
+use super::fanout::{self, Fanout};
+use super::feed::Feed;
 use super::http::{self, HttpError, MAX_HEAD_BYTES, RequestHead, Route};
 use super::kafka_workers::KafkaWorkers;
 use super::metrics::Metrics;
@@ -25,6 +28,13 @@ use crate::runtime::Shutdown;
 
 /// Bytes read per `read` call while waiting for a request head.
 const HEAD_READ_CHUNK: usize = 1024;
+
+/// Kernel send buffer of each connection. A fixed size turns off the
+/// kernel's autotuning (up to megabytes per socket on loopback), so a client
+/// that stops reading backs up into the outbox, where the slow-client
+/// policy sees it, and 50,000 connections cannot pin gigabytes of kernel
+/// memory.
+const SOCKET_SEND_BUFFER_BYTES: usize = 64 * 1024;
 
 /// How often the accept loop looks at the shutdown flag while idle.
 const SHUTDOWN_CHECK: Duration = Duration::from_millis(200);
@@ -45,6 +55,11 @@ pub struct Shard {
     per_ip: RefCell<HashMap<IpAddr, usize>>,
     /// WebSocket sessions of this shard, for the consumer poller.
     pub sessions: Sessions,
+    /// Shared mode: who subscribed to what, and updates held for the push.
+    pub fanout: Fanout,
+    /// The shard's own reader of the topic (history, mints, shared mode),
+    /// once started.
+    feed: RefCell<Option<Rc<Feed>>>,
     /// Files served under `/` and `/static/`, read once.
     files: RefCell<HashMap<String, Rc<Vec<u8>>>>,
     /// Process shutdown flag.
@@ -68,10 +83,23 @@ pub async fn run_shard(
         open: Cell::new(0),
         per_ip: RefCell::new(HashMap::new()),
         sessions: Sessions::default(),
+        fanout: Fanout::default(),
+        feed: RefCell::new(None),
         files: RefCell::new(HashMap::new()),
         shutdown,
     });
+    let windows = shard.config.windows.seconds().to_vec();
+    match Feed::start(&shard.config.kafka, &windows, partitions, shard.config.history_lookback, &shard.workers).await {
+        Ok(feed) => *shard.feed.borrow_mut() = Some(Rc::new(feed)),
+        Err(error) => tracing::error!(%error, "shard feed did not start: no history, mints or shared fan-out"),
+    }
     let poller = spawn_local(session::poll_consumers(shard.clone()));
+    let pusher = match shard.config.fanout {
+        FanoutMode::Shared { push_interval } if !push_interval.is_zero() => {
+            Some(spawn_local(fanout::push_loop(shard.clone(), push_interval)))
+        }
+        _ => None,
+    };
     while !shard.shutdown.requested() {
         let accepted = timeout(SHUTDOWN_CHECK, async { listener.accept().await.map(Some) }).await;
         let stream = match accepted {
@@ -87,8 +115,19 @@ pub async fn run_shard(
         spawn_local(serve_connection(shard.clone(), stream)).detach();
     }
     session::close_all(&shard).await;
-    drop(poller);
+    drop((poller, pusher));
+    if let Some(feed) = shard.feed.borrow_mut().take() {
+        let consumer = feed.consumer().clone();
+        shard.workers.detach(move || drop(consumer));
+    }
     Ok(())
+}
+
+impl Shard {
+    /// The shard feed, if it started.
+    pub fn feed(&self) -> Option<Rc<Feed>> {
+        self.feed.borrow().clone()
+    }
 }
 
 /// Counts a connection against the limits for as long as it lives.
@@ -136,6 +175,7 @@ async fn serve_connection(shard: Rc<Shard>, mut stream: TcpStream) {
     Metrics::inc(&shard.metrics.accepted);
     // Bars are small and latency-sensitive: never wait for Nagle.
     let _ = stream.set_nodelay(true);
+    set_send_buffer(&stream, SOCKET_SEND_BUFFER_BYTES);
     let ip = stream.peer_addr().ok().map(|a| a.ip());
     let _admission = match Admission::try_new(&shard, ip) {
         Ok(admission) => admission,
@@ -179,6 +219,16 @@ async fn serve_connection(shard: Rc<Shard>, mut stream: TcpStream) {
     let response = answer(&shard, &route, &head).await;
     let _ = stream.write_all(&response).await;
     let _ = stream.close().await;
+}
+
+fn set_send_buffer(stream: &TcpStream, bytes: usize) {
+    use std::os::fd::{AsRawFd, BorrowedFd};
+    // SAFETY: the descriptor belongs to `stream`, which outlives this borrow.
+    #[allow(unsafe_code)]
+    let fd = unsafe { BorrowedFd::borrow_raw(stream.as_raw_fd()) };
+    if let Err(error) = socket2::SockRef::from(&fd).set_send_buffer_size(bytes) {
+        tracing::debug!(%error, "could not set SO_SNDBUF");
+    }
 }
 
 /// Reads until a complete request head is buffered. `Ok(None)` if the peer
@@ -226,8 +276,12 @@ async fn answer(shard: &Rc<Shard>, route: &Route, head: &RequestHead) -> Vec<u8>
         Route::Static(rel) => static_file(shard, rel, with_body),
         Route::Metrics => body(200, "text/plain; version=0.0.4", shard.metrics.render().as_bytes()),
         Route::Healthz => health(shard).await,
-        Route::Mints => body(200, "application/json", session::known_mints_json(shard).as_bytes()),
-        Route::Klines | Route::NotFound => http::error_response(404, "no such resource"),
+        Route::Mints => body(200, "application/json", api::mints_json(shard).as_bytes()),
+        Route::Klines => match api::klines(shard, head) {
+            Ok(json) => body(200, "application/json", json.as_bytes()),
+            Err((status, message)) => http::error_response(status, &message),
+        },
+        Route::NotFound => http::error_response(404, "no such resource"),
         Route::MethodNotAllowed => http::error_response(405, "only GET and HEAD"),
         Route::WebSocket => http::error_response(426, "upgrade required"),
     }

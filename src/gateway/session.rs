@@ -1,19 +1,25 @@
-//! A WebSocket session in per-client fan-out mode, and the shard's consumer
-//! poller.
+//! A WebSocket session, and the shard's consumer poller.
 //!
-//! Each subscribed session owns one rdkafka consumer (no group membership,
-//! nothing committed) assigned to the partitions of its windows. The shard's
-//! poller drains every session's consumer in turn into the session's bounded
-//! outbox; the session's writer task sends the outbox to the socket. When an
-//! outbox is full the poller stops reading that consumer, so a slow client
-//! is paced by Kafka (which keeps the messages) and nothing is dropped.
+//! Per-client mode: each subscribed session owns one rdkafka consumer (no
+//! group membership, nothing committed) assigned to the partitions of its
+//! windows. The poller drains every session's consumer in turn into the
+//! session's outbox; when an outbox is full the poller stops reading that
+//! consumer, so a slow client is paced by Kafka (which keeps the messages)
+//! and nothing is dropped.
+//!
+//! Shared mode: sessions only register their subscriptions; the shard's feed
+//! consumer ([`super::feed`]) supplies every update once and [`super::fanout`]
+//! conflates and distributes it. A client whose outbox passes the byte cap
+//! gets its pending updates conflated, and is closed (1013) if it stays over.
+//!
+//! Either way the session's writer task sends the outbox to the socket.
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_tungstenite::WebSocketStream;
 use bytes::Bytes;
@@ -29,7 +35,10 @@ use tungstenite::Message;
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
 
+use super::config::Fanout;
+use super::fanout::SharedFrame;
 use super::metrics::Metrics;
+use super::outbox::{Out, Outbox};
 use super::protocol::{self, Command};
 use super::server::Shard;
 use crate::codec::bar::{self, ArchivedBar};
@@ -54,22 +63,29 @@ const MAX_MESSAGES_PER_PASS: usize = 64;
 const POLL_IDLE: Duration = Duration::from_millis(1);
 /// A send that makes no progress for this long ends the session.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
-/// Mints remembered for `/api/mints`; further ones are not listed.
-pub const MAX_KNOWN_MINTS: usize = 100_000;
-/// Mints listed by `/api/mints`, most recently traded first.
-const MINTS_LISTED: usize = 1000;
-/// Socket read buffer of a session: commands are tiny.
-const READ_BUFFER_BYTES: usize = 4096;
+/// Socket read buffer of a session: commands are at most 256 bytes, and
+/// 50,000 idle sessions must fit in a few KiB each.
+const READ_BUFFER_BYTES: usize = 512;
+/// How often the read loop wakes to check pings and a forced close.
+const READ_TICK: Duration = Duration::from_secs(1);
+/// How long a shared-mode client may stay over the outbound cap after its
+/// updates were conflated before it is closed.
+const OVER_CAP_GRACE: Duration = Duration::from_secs(5);
 /// Largest amount of unsent frames tungstenite may hold.
 const MAX_WRITE_BUFFER_BYTES: usize = 256 * 1024;
 
-/// The sessions of one shard, and what they saw.
+/// The sessions of one shard.
 #[derive(Default)]
 pub struct Sessions {
     next_id: Cell<u64>,
     live: RefCell<BTreeMap<u64, Rc<Session>>>,
-    /// Mint → (open time of its latest bar, latest close), for `/api/mints`.
-    mints: RefCell<HashMap<Pubkey, (i64, f64)>>,
+}
+
+impl Sessions {
+    /// A session by id.
+    pub fn get(&self, id: u64) -> Option<Rc<Session>> {
+        self.live.borrow().get(&id).cloned()
+    }
 }
 
 /// What a connection subscribed to.
@@ -112,8 +128,71 @@ struct Feed {
 pub struct Session {
     id: u64,
     json: bool,
-    outbox: flume::Sender<Message>,
+    outbox: Outbox,
+    /// Per-client mode: the client's own Kafka feed.
     feed: RefCell<Feed>,
+    /// Shared mode: the last `seq` sent as history per series, so the live
+    /// stream does not repeat it.
+    history_sent: RefCell<HashMap<(Pubkey, u32), u64>>,
+    /// Shared mode: since when the outbox is over the cap.
+    over_cap_since: Cell<Option<Instant>>,
+    /// Shared mode: queued bytes at which the outbox is conflated next.
+    conflate_at: Cell<usize>,
+}
+
+impl Session {
+    /// Queues a reply or a close for the client. A client that does not read
+    /// its replies is closed once the outbox passes the cap.
+    fn push_control(&self, shard: &Shard, message: Message) {
+        if self.outbox.push(Out { message, replaceable: None }) > shard.config.max_outbound_bytes {
+            Metrics::inc(&shard.metrics.slow_closes);
+            self.force_close(CloseCode::Policy, "not reading replies");
+        }
+    }
+
+    /// Drops what is queued, sends a close and ends the session.
+    fn force_close(&self, code: CloseCode, reason: &'static str) {
+        self.outbox.abort_with(Message::Close(Some(CloseFrame { code, reason: reason.into() })));
+    }
+
+    /// Shared mode: queues an update, applying the slow-client policy.
+    pub fn push_shared(&self, shard: &Shard, frame: &SharedFrame) {
+        if self.outbox.is_closed() {
+            return;
+        }
+        if let Some(&sent) = self.history_sent.borrow().get(&frame.series)
+            && frame.seq <= sent
+        {
+            return;
+        }
+        let replaceable = (!frame.closed).then_some(frame.series);
+        Metrics::inc(&shard.metrics.bars_sent);
+        let cap = shard.config.max_outbound_bytes;
+        let queued = self.outbox.push(Out { message: frame.message(self.json), replaceable });
+        shard.metrics.outbound_peak_bytes.fetch_max(queued as u64, Ordering::Relaxed);
+        if queued <= cap {
+            self.over_cap_since.set(None);
+            self.conflate_at.set(cap);
+            return;
+        }
+        if queued < self.conflate_at.get() {
+            return; // conflated recently; wait for another half cap
+        }
+        let dropped = self.outbox.conflate();
+        shard.metrics.conflated.fetch_add(dropped as u64, Ordering::Relaxed);
+        // Conflating walks the whole queue: do it again only after another
+        // half cap of updates, not on every update of a stuck client.
+        self.conflate_at.set(cap.max(self.outbox.bytes() + cap / 2));
+        if self.outbox.bytes() <= cap {
+            return;
+        }
+        let since = *self.over_cap_since.get().get_or_insert_with(Instant::now);
+        self.over_cap_since.set(Some(since));
+        if since.elapsed() >= OVER_CAP_GRACE || self.outbox.bytes() > 4 * cap {
+            Metrics::inc(&shard.metrics.slow_closes);
+            self.force_close(CloseCode::Again, "too slow: outbound limit exceeded");
+        }
+    }
 }
 
 /// Serves one upgraded connection until it closes.
@@ -126,37 +205,54 @@ pub async fn run(shard: Rc<Shard>, stream: TcpStream, part: Vec<u8>, json: bool)
     config.max_frame_size = Some(shard.config.max_frame_bytes);
     let ws = WebSocketStream::from_partially_read(stream, part, Role::Server, Some(config)).await;
     let (mut sink, mut incoming) = ws.split();
-    let (outbox, queue) = flume::bounded::<Message>(OUTBOX_FRAMES);
     let id = shard.sessions.next_id.get();
     shard.sessions.next_id.set(id + 1);
-    let session = Rc::new(Session { id, json, outbox, feed: RefCell::new(Feed::default()) });
+    let session = Rc::new(Session {
+        id,
+        json,
+        outbox: Outbox::default(),
+        feed: RefCell::new(Feed::default()),
+        history_sent: RefCell::new(HashMap::new()),
+        over_cap_since: Cell::new(None),
+        conflate_at: Cell::new(0),
+    });
     shard.sessions.live.borrow_mut().insert(id, session.clone());
     shard.metrics.websockets.fetch_add(1, Ordering::Relaxed);
     let metrics = shard.metrics.clone();
+    let writing = session.clone();
     let writer = spawn_local(async move {
-        while let Ok(message) = queue.recv_async().await {
+        while let Some(message) = writing.outbox.next().await {
             let len = message.len();
             let closing = matches!(message, Message::Close(_));
             let sent = timeout(SEND_TIMEOUT, async { Ok(sink.feed(message).await) }).await;
+            if let Err(GlommioError::TimedOut(_)) = sent {
+                // The socket took nothing for SEND_TIMEOUT: a stuck client.
+                Metrics::inc(&metrics.slow_closes);
+                break;
+            }
             if !matches!(sent, Ok(Ok(()))) {
                 break;
             }
             metrics.frame_sent(len);
-            if queue.is_empty() && !matches!(timeout(SEND_TIMEOUT, async { Ok(sink.flush().await) }).await, Ok(Ok(())))
-            {
+            let idle = writing.outbox.is_empty();
+            if idle && !matches!(timeout(SEND_TIMEOUT, async { Ok(sink.flush().await) }).await, Ok(Ok(()))) {
                 break;
             }
             if closing {
                 break;
             }
         }
+        // If the writer gave up first, the reader stops at its next tick.
+        writing.outbox.abort();
         let _ = sink.close(None).await;
     });
     read_loop(&shard, &session, &mut incoming).await;
     shard.sessions.live.borrow_mut().remove(&id);
+    shard.fanout.unsubscribe(id, None);
     release_consumer(&shard, &session);
     shard.metrics.websockets.fetch_sub(1, Ordering::Relaxed);
-    drop(session); // the last sender: the writer finishes what is queued
+    session.outbox.finish(); // the writer sends what is queued, then ends
+    drop(session);
     let _ = timeout(SEND_TIMEOUT, async {
         writer.await;
         Ok(())
@@ -167,24 +263,29 @@ pub async fn run(shard: Rc<Shard>, stream: TcpStream, part: Vec<u8>, json: bool)
 type Incoming = async_tungstenite::WebSocketReceiver<TcpStream>;
 
 async fn read_loop(shard: &Rc<Shard>, session: &Rc<Session>, incoming: &mut Incoming) {
-    let mut awaiting_pong = false;
-    while !shard.shutdown.requested() {
-        let next = timeout(shard.config.ping_interval, async { Ok(incoming.next().await) }).await;
+    let mut last_heard = Instant::now();
+    let mut pinged = false;
+    while !shard.shutdown.requested() && !session.outbox.is_closed() {
+        let next = timeout(READ_TICK, async { Ok(incoming.next().await) }).await;
         let message = match next {
-            Err(GlommioError::TimedOut(_)) if awaiting_pong => {
-                Metrics::inc(&shard.metrics.protocol_closes);
-                return close(session, CloseCode::Away, "no pong");
-            }
-            Err(_) => {
-                awaiting_pong = true;
-                let _ = session.outbox.try_send(Message::Ping(Bytes::new()));
+            Err(GlommioError::TimedOut(_)) => {
+                let silent = last_heard.elapsed();
+                if silent >= shard.config.ping_interval * 2 {
+                    Metrics::inc(&shard.metrics.protocol_closes);
+                    return close(session, CloseCode::Away, "no pong");
+                }
+                if silent >= shard.config.ping_interval && !pinged {
+                    pinged = true;
+                    session.push_control(shard, Message::Ping(Bytes::new()));
+                }
                 continue;
             }
-            Ok(None) => return,
+            Err(_) | Ok(None) => return,
             Ok(Some(Err(error))) => return on_protocol_error(shard, session, &error),
             Ok(Some(Ok(message))) => message,
         };
-        awaiting_pong = false;
+        last_heard = Instant::now();
+        pinged = false;
         match message {
             Message::Text(text) => on_command(shard, session, text.as_str()).await,
             Message::Binary(_) => {
@@ -212,16 +313,14 @@ fn on_protocol_error(shard: &Rc<Shard>, session: &Session, error: &tungstenite::
 }
 
 fn close(session: &Session, code: CloseCode, reason: &'static str) {
-    let _ = session.outbox.try_send(Message::Close(Some(CloseFrame { code, reason: reason.into() })));
+    session
+        .outbox
+        .push(Out { message: Message::Close(Some(CloseFrame { code, reason: reason.into() })), replaceable: None });
+    session.outbox.finish();
 }
 
 fn reply(shard: &Rc<Shard>, session: &Session, json: String) {
-    if session.outbox.try_send(Message::Text(json.into())).is_err() {
-        // The client sends commands but does not read replies.
-        Metrics::inc(&shard.metrics.protocol_closes);
-        let mut feed = session.feed.borrow_mut();
-        feed.pending.clear();
-    }
+    session.push_control(shard, Message::Text(json.into()));
 }
 
 async fn on_command(shard: &Rc<Shard>, session: &Rc<Session>, text: &str) {
@@ -234,6 +333,7 @@ async fn on_command(shard: &Rc<Shard>, session: &Rc<Session>, text: &str) {
         Ok(ack) => {
             reply(shard, session, ack);
         }
+        Err(message) if message.is_empty() => {}
         Err(message) => {
             Metrics::inc(&shard.metrics.command_errors);
             reply(shard, session, serde_json::json!({"type": "error", "error": message}).to_string());
@@ -242,6 +342,9 @@ async fn on_command(shard: &Rc<Shard>, session: &Rc<Session>, text: &str) {
 }
 
 async fn apply(shard: &Rc<Shard>, session: &Rc<Session>, command: &Command) -> Result<(), String> {
+    if let Fanout::Shared { .. } = shard.config.fanout {
+        return apply_shared(shard, session, command);
+    }
     match *command {
         Command::Ping => Ok(()),
         Command::Subscribe { window_s, mint } => subscribe(shard, session, Subscription { window_s, mint }, None).await,
@@ -253,6 +356,35 @@ async fn apply(shard: &Rc<Shard>, session: &Rc<Session>, command: &Command) -> R
             Ok(())
         }
     }
+}
+
+/// Shared mode: subscriptions are entries in the shard's fan-out index;
+/// history comes from the shard feed's rings. The acknowledgement is queued
+/// by the caller before the history frames, which go out before live ones.
+fn apply_shared(shard: &Rc<Shard>, session: &Rc<Session>, command: &Command) -> Result<(), String> {
+    match *command {
+        Command::Ping => {}
+        Command::Subscribe { window_s, mint } => shard.fanout.subscribe(session.id, window_s, mint),
+        Command::Unsubscribe { window_s } => shard.fanout.unsubscribe(session.id, window_s),
+        Command::History { window_s, count, mint } => {
+            let bars =
+                shard.feed().map(|f| f.recent_closes(window_s, mint.as_ref(), count as usize)).unwrap_or_default();
+            reply(shard, session, protocol::ack_json(command));
+            let mut sent = session.history_sent.borrow_mut();
+            for bar in bars {
+                sent.insert((bar.mint, bar.window_s), bar.seq);
+                let bytes = bar.to_bytes();
+                let message = match session.json {
+                    true => Message::Text(BarJson::line(&bar).into()),
+                    false => Message::Binary(bytes.into()),
+                };
+                session.outbox.push(Out { message, replaceable: None });
+            }
+            shard.fanout.subscribe(session.id, window_s, mint);
+            return Err(String::new()); // acknowledged above
+        }
+    }
+    Ok(())
 }
 
 fn partition_of(shard: &Shard, window_s: u32) -> i32 {
@@ -394,13 +526,16 @@ fn release_consumer(shard: &Rc<Shard>, session: &Session) {
     }
 }
 
-/// The shard's poller: drains every session's consumer into its outbox.
+/// The shard's poller: drains the shard feed and every session's own
+/// consumer (per-client mode) into the outboxes.
 pub async fn poll_consumers(shard: Rc<Shard>) {
     while !shard.shutdown.requested() {
-        let sessions: Vec<Rc<Session>> = shard.sessions.live.borrow().values().cloned().collect();
-        let mut moved = 0;
-        for session in &sessions {
-            moved += drain(&shard, session);
+        let mut moved = shard.feed().map_or(0, |feed| super::fanout::drain_feed(&shard, &feed));
+        if shard.config.fanout == Fanout::PerClient {
+            let sessions: Vec<Rc<Session>> = shard.sessions.live.borrow().values().cloned().collect();
+            for session in &sessions {
+                moved += drain(&shard, session);
+            }
         }
         if moved == 0 {
             sleep(POLL_IDLE).await;
@@ -411,7 +546,7 @@ pub async fn poll_consumers(shard: Rc<Shard>) {
 }
 
 fn outbox_room(session: &Session) -> bool {
-    session.outbox.len() + CONTROL_RESERVE < OUTBOX_FRAMES
+    session.outbox.len() + CONTROL_RESERVE < OUTBOX_FRAMES && !session.outbox.is_closed()
 }
 
 fn drain(shard: &Shard, session: &Session) -> usize {
@@ -441,10 +576,8 @@ fn drain(shard: &Shard, session: &Session) -> usize {
 fn flush_pending(feed: &mut Feed, session: &Session) -> usize {
     let mut moved = 0;
     while outbox_room(session) {
-        let Some(frame) = feed.pending.pop_front() else { break };
-        if session.outbox.try_send(frame).is_err() {
-            break;
-        }
+        let Some(message) = feed.pending.pop_front() else { break };
+        session.outbox.push(Out { message, replaceable: None });
         moved += 1;
     }
     moved
@@ -457,7 +590,6 @@ fn on_message(shard: &Shard, session: &Session, feed: &mut Feed, message: &Borro
         return;
     };
     let (partition, offset) = (message.partition(), message.offset());
-    remember_mint(shard, bar);
     for job in feed.history.iter_mut().filter(|j| j.partition == partition && offset < j.until) {
         if bar.closed && job.sub.matches(bar) {
             if job.ring.len() == job.count {
@@ -499,38 +631,12 @@ fn frame(json: bool, payload: &[u8], bar: &ArchivedBar) -> Message {
     }
 }
 
-fn remember_mint(shard: &Shard, bar: &ArchivedBar) {
-    let mut mints = shard.sessions.mints.borrow_mut();
-    let len = mints.len();
-    match mints.get_mut(&bar.mint) {
-        Some(entry) => *entry = (bar.open_time_s.to_native(), bar.close.to_native()),
-        None if len < MAX_KNOWN_MINTS => {
-            mints.insert(bar.mint, (bar.open_time_s.to_native(), bar.close.to_native()));
-        }
-        None => {}
-    }
-}
-
-/// `/api/mints`: mints seen by this shard, most recently traded first.
-pub fn known_mints_json(shard: &Shard) -> String {
-    let mints = shard.sessions.mints.borrow();
-    let mut list: Vec<(&Pubkey, &(i64, f64))> = mints.iter().collect();
-    list.sort_by_key(|entry| std::cmp::Reverse(entry.1.0));
-    let items: Vec<serde_json::Value> = list
-        .into_iter()
-        .take(MINTS_LISTED)
-        .map(|(mint, (time, close))| {
-            serde_json::json!({"mint": bs58::encode(mint).into_string(), "last_bar_time": time, "last_close": close})
-        })
-        .collect();
-    serde_json::Value::Array(items).to_string()
-}
-
 /// Closes every session with 1001 (going away) at shutdown.
 pub async fn close_all(shard: &Rc<Shard>) {
     let sessions: Vec<Rc<Session>> = shard.sessions.live.borrow().values().cloned().collect();
     for session in &sessions {
         close(session, CloseCode::Away, "server shutting down");
+        session.outbox.finish();
     }
     for _ in 0..50 {
         if shard.sessions.live.borrow().is_empty() {

@@ -71,12 +71,18 @@ pub fn read_topic(topic: &str, min: usize, timeout: Duration) -> Vec<Record> {
     records
 }
 
+/// Servers of one test binary run one at a time: their tests measure
+/// delivery and timing, which a machine running several servers at once
+/// (each with its own mock ingest) would distort.
+static ONE_AT_A_TIME: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 /// A `klinecast` process started by a test, stopped (SIGTERM) when dropped.
 pub struct Server {
     pub child: std::process::Child,
     pub port: u16,
     pub topic: String,
     pub log: std::path::PathBuf,
+    _turn: std::sync::MutexGuard<'static, ()>,
 }
 
 /// A free TCP port on 127.0.0.1.
@@ -88,9 +94,14 @@ impl Server {
     /// Starts `klinecast <args>` on a fresh topic and port, and waits until
     /// `/healthz` answers.
     pub fn start(args: &[&str]) -> Server {
-        let topic = fresh_topic("it-gw");
-        let port = free_port();
-        let log = std::env::temp_dir().join(format!("{topic}.log"));
+        Self::start_on(args, &fresh_topic("it-gw"), free_port())
+    }
+
+    /// Starts `klinecast <args>` on a given topic and port.
+    pub fn start_on(args: &[&str], topic: &str, port: u16) -> Server {
+        let turn = ONE_AT_A_TIME.lock().unwrap_or_else(|poisoned| poisoned.into_inner());
+        let topic = topic.to_owned();
+        let log = std::env::temp_dir().join(format!("{topic}-{port}.log"));
         let listen = format!("127.0.0.1:{port}");
         let child = std::process::Command::new(env!("CARGO_BIN_EXE_klinecast"))
             .args(args)
@@ -100,7 +111,7 @@ impl Server {
             .stderr(std::fs::File::create(&log).expect("log file"))
             .spawn()
             .expect("start klinecast");
-        let server = Server { child, port, topic, log };
+        let server = Server { child, port, topic, log, _turn: turn };
         let deadline = Instant::now() + Duration::from_secs(30);
         while Instant::now() < deadline {
             if server.get("/healthz").starts_with("HTTP/1.1 200") {
@@ -167,6 +178,36 @@ impl Drop for Server {
 }
 
 pub type Ws = tungstenite::WebSocket<std::net::TcpStream>;
+
+/// The body of a raw HTTP response.
+pub fn body(response: &str) -> &str {
+    response.split_once("\r\n\r\n").map_or("", |(_, b)| b)
+}
+
+/// A client that completes the WebSocket handshake, subscribes, and never
+/// reads again (a tiny receive buffer makes the server's side fill fast).
+pub fn stuck_client(port: u16, command: &str) -> socket2::Socket {
+    use std::io::{Read, Write};
+    let socket = socket2::Socket::new(socket2::Domain::IPV4, socket2::Type::STREAM, None).expect("socket");
+    socket.set_recv_buffer_size(4096).expect("rcvbuf");
+    let addr: std::net::SocketAddr = format!("127.0.0.1:{port}").parse().expect("addr");
+    socket.connect(&addr.into()).expect("connect");
+    let mut stream: std::net::TcpStream = socket.try_clone().expect("clone").into();
+    let hello = format!(
+        "GET /ws HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n\
+         Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    );
+    stream.write_all(hello.as_bytes()).expect("handshake");
+    let mut head = [0u8; 1024];
+    let n = stream.read(&mut head).expect("101");
+    assert!(head[..n].starts_with(b"HTTP/1.1 101"), "{}", String::from_utf8_lossy(&head[..n]));
+    let mask = [7u8, 7, 7, 7];
+    let mut frame = vec![0x81, 0x80 | command.len() as u8];
+    frame.extend_from_slice(&mask);
+    frame.extend(command.bytes().map(|b| b ^ 7));
+    stream.write_all(&frame).expect("subscribe");
+    socket
+}
 
 /// What a client received.
 #[derive(Debug, Clone)]

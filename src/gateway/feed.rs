@@ -1,0 +1,230 @@
+//! The shard's own reader of the topic: one Kafka consumer per shard over
+//! every partition. It keeps, per (mint, window), a bounded ring of recent
+//! closing bars (for `hist-<w> n` in shared mode and `/api/klines` in both
+//! modes) and the mints seen (for `/api/mints`). At start it reads each
+//! partition back from a bounded look-back so a fresh gateway can serve
+//! history; those old messages fill the rings but are never pushed to
+//! clients as live updates.
+
+use std::cell::RefCell;
+use std::collections::{HashMap, VecDeque};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
+use rdkafka::message::{BorrowedMessage, Message as _};
+use rdkafka::{Offset, TopicPartitionList};
+
+use super::kafka_workers::KafkaWorkers;
+use crate::codec::bar::{ArchivedBar, Bar};
+use crate::codec::trade::Pubkey;
+use crate::sink::KafkaConfig;
+use crate::sink::topic::{METADATA_TIMEOUT, partition_for};
+
+/// Closing bars kept per (mint, window); older ones are dropped. Also the
+/// largest `limit` of `/api/klines`.
+pub const HISTORY_BARS: usize = 1000;
+/// (mint, window) series tracked per shard; bars of further series are not
+/// kept (counted), so memory stays bounded (≈ 128 B × bars kept).
+pub const MAX_SERIES: usize = 20_000;
+
+/// One series' recent past.
+#[derive(Debug, Default)]
+struct Series {
+    /// Closing bars, oldest first, at most [`HISTORY_BARS`].
+    closed: VecDeque<Bar>,
+    /// The latest update (open or closed).
+    latest: Option<Bar>,
+}
+
+/// Where a message stands relative to start-up.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    /// Read back at start-up: history only.
+    Backfill,
+    /// Produced after the gateway started: also a live update.
+    Live,
+}
+
+/// The shard's reader and what it remembers.
+pub struct Feed {
+    consumer: Arc<BaseConsumer>,
+    /// Partition → first offset that is live.
+    live_from: HashMap<i32, i64>,
+    series: RefCell<HashMap<(Pubkey, u32), Series>>,
+    /// Series refused at [`MAX_SERIES`].
+    pub refused_series: std::cell::Cell<u64>,
+}
+
+impl Feed {
+    /// Creates the consumer (on a worker thread) and assigns every partition
+    /// from `now - lookback` (at most [`HISTORY_BARS`] windows back).
+    pub async fn start(
+        kafka: &KafkaConfig,
+        windows: &[u32],
+        partitions: i32,
+        lookback: Duration,
+        workers: &KafkaWorkers,
+    ) -> Result<Self, String> {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let group = format!("klinecast-feed-{}-{n}", std::process::id());
+        let (config, topic) = (kafka.clone(), kafka.topic.clone());
+        let starts = partition_lookbacks(windows, partitions, lookback);
+        let assigned = workers
+            .run(move || assign_from(&config, &group, &topic, &starts))
+            .await
+            .map_err(|e| e.to_string())?
+            .map_err(|e| format!("shard feed: {e}"))?;
+        let (consumer, live_from) = assigned;
+        Ok(Self {
+            consumer: Arc::new(consumer),
+            live_from,
+            series: RefCell::new(HashMap::new()),
+            refused_series: std::cell::Cell::new(0),
+        })
+    }
+
+    /// The consumer, for polling by the shard (and dropping on a worker).
+    pub fn consumer(&self) -> &Arc<BaseConsumer> {
+        &self.consumer
+    }
+
+    /// Whether a message is live or read back.
+    pub fn phase(&self, message: &BorrowedMessage<'_>) -> Phase {
+        match self.live_from.get(&message.partition()) {
+            Some(&from) if message.offset() < from => Phase::Backfill,
+            _ => Phase::Live,
+        }
+    }
+
+    /// Records a bar update.
+    pub fn record(&self, bar: &ArchivedBar) {
+        let mut series = self.series.borrow_mut();
+        let key = (bar.mint, bar.window_s.to_native());
+        let len = series.len();
+        let entry = match series.get_mut(&key) {
+            Some(entry) => entry,
+            None if len < MAX_SERIES => series.entry(key).or_default(),
+            None => {
+                self.refused_series.set(self.refused_series.get() + 1);
+                return;
+            }
+        };
+        let bar = bar.to_bar();
+        if bar.closed {
+            if entry.closed.back().is_some_and(|last| last.open_time_s >= bar.open_time_s) {
+                return; // a re-read or duplicate: history stays in order
+            }
+            if entry.closed.len() == HISTORY_BARS {
+                entry.closed.pop_front();
+            }
+            entry.closed.push_back(bar);
+        }
+        entry.latest = Some(bar);
+    }
+
+    /// Closing bars of one series with `open_time` in `[from_s, to_s]`, the
+    /// last `limit`, oldest first.
+    pub fn klines(&self, mint: &Pubkey, window_s: u32, from_s: i64, to_s: i64, limit: usize) -> Vec<Bar> {
+        let series = self.series.borrow();
+        let Some(entry) = series.get(&(*mint, window_s)) else { return Vec::new() };
+        let in_range: Vec<Bar> =
+            entry.closed.iter().filter(|b| b.open_time_s >= from_s && b.open_time_s <= to_s).copied().collect();
+        in_range[in_range.len().saturating_sub(limit)..].to_vec()
+    }
+
+    /// The last `count` closing bars of a window, of one mint or of all
+    /// mints, oldest first.
+    pub fn recent_closes(&self, window_s: u32, mint: Option<&Pubkey>, count: usize) -> Vec<Bar> {
+        let series = self.series.borrow();
+        let mut bars: Vec<Bar> = series
+            .iter()
+            .filter(|((m, w), _)| *w == window_s && mint.is_none_or(|x| x == m))
+            .flat_map(|(_, s)| s.closed.iter().rev().take(count).copied())
+            .collect();
+        bars.sort_by_key(|b| (b.open_time_s, b.mint));
+        bars[bars.len().saturating_sub(count)..].to_vec()
+    }
+
+    /// Mints seen: (mint, open time of its latest bar, latest close), most
+    /// recent first.
+    pub fn mints(&self, limit: usize) -> Vec<(Pubkey, i64, f64)> {
+        let series = self.series.borrow();
+        let mut latest: HashMap<Pubkey, (i64, f64)> = HashMap::new();
+        for ((mint, _), s) in series.iter() {
+            if let Some(bar) = s.latest {
+                let entry = latest.entry(*mint).or_insert((i64::MIN, bar.close));
+                if bar.open_time_s >= entry.0 {
+                    *entry = (bar.open_time_s, bar.close);
+                }
+            }
+        }
+        let mut list: Vec<(Pubkey, i64, f64)> = latest.into_iter().map(|(m, (t, c))| (m, t, c)).collect();
+        list.sort_by_key(|entry| std::cmp::Reverse(entry.1));
+        list.truncate(limit);
+        list
+    }
+}
+
+/// For each partition, the look-back in seconds: enough for
+/// [`HISTORY_BARS`] bars of the largest window it carries, at most `lookback`.
+fn partition_lookbacks(windows: &[u32], partitions: i32, lookback: Duration) -> Vec<(i32, i64)> {
+    (0..partitions)
+        .map(|p| {
+            let widest = windows
+                .iter()
+                .enumerate()
+                .filter(|(i, _)| partition_for(*i, partitions) == p)
+                .map(|(_, &w)| i64::from(w))
+                .max()
+                .unwrap_or(1);
+            let seconds = (widest * HISTORY_BARS as i64).min(lookback.as_secs() as i64);
+            (p, seconds)
+        })
+        .collect()
+}
+
+/// Blocking: creates the consumer and assigns each partition at the first
+/// offset of its look-back. Returns it with each partition's end offset.
+fn assign_from(
+    config: &KafkaConfig,
+    group: &str,
+    topic: &str,
+    lookbacks: &[(i32, i64)],
+) -> Result<(BaseConsumer, HashMap<i32, i64>), KafkaError> {
+    let consumer: BaseConsumer = config.reader(group).create()?;
+    let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
+    let mut times = TopicPartitionList::new();
+    let mut live_from = HashMap::new();
+    for &(partition, seconds) in lookbacks {
+        times.add_partition_offset(topic, partition, Offset::Offset(now_ms - seconds * 1000))?;
+        let (_, high) = consumer.fetch_watermarks(topic, partition, METADATA_TIMEOUT)?;
+        live_from.insert(partition, high);
+    }
+    let mut starts = consumer.offsets_for_times(times, METADATA_TIMEOUT)?;
+    for element in starts.clone().elements() {
+        if !matches!(element.offset(), Offset::Offset(_)) {
+            let end = live_from.get(&element.partition()).copied().unwrap_or_default();
+            starts.set_partition_offset(topic, element.partition(), Offset::Offset(end))?;
+        }
+    }
+    consumer.assign(&starts)?;
+    Ok((consumer, live_from))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn lookback_covers_the_widest_window_of_each_partition_within_the_cap() {
+        let day = Duration::from_secs(86_400);
+        assert_eq!(
+            partition_lookbacks(&[1, 60, 300, 3600], 4, day),
+            [(0, 1000), (1, 60_000), (2, 86_400), (3, 86_400)]
+        );
+        assert_eq!(partition_lookbacks(&[1, 60, 300, 3600], 2, day), [(0, 86_400), (1, 86_400)]);
+    }
+}

@@ -1,0 +1,187 @@
+//! Shared fan-out mode against the real broker: conflated pushes, slow
+//! clients, and the history API (also after a gateway restart).
+
+#![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step is a failed test
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use common::{Server, bars, collect, command};
+use klinecast::codec::bar::Bar;
+
+fn assert_no_gaps(bars: &[Bar]) {
+    let mut last: BTreeMap<([u8; 32], u32), u64> = BTreeMap::new();
+    for bar in bars {
+        if let Some(prev) = last.insert((bar.mint, bar.window_s), bar.seq) {
+            assert_eq!(bar.seq, prev + 1, "gap in a series");
+        }
+    }
+}
+
+#[test]
+fn push_1s_conflates_to_one_update_per_second_plus_every_close() {
+    let server = Server::start(&["serve", "--fanout", "shared", "--mock-mints", "2", "--mock-rate", "400"]);
+    let mut ws = server.ws("/ws");
+    assert_eq!(command(&mut ws, "sub-1m")["type"], "subscribed");
+    let mut received: Vec<(Instant, Bar)> = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(7);
+    while Instant::now() < deadline {
+        for bar in bars(&collect(&mut ws, Duration::from_millis(100))) {
+            received.push((Instant::now(), bar));
+        }
+    }
+    // Per series, open updates are at least ~1 s apart (one push each).
+    let mut by_series: BTreeMap<[u8; 32], Vec<&(Instant, Bar)>> = BTreeMap::new();
+    for r in received.iter().filter(|(_, b)| !b.closed) {
+        by_series.entry(r.1.mint).or_default().push(r);
+    }
+    assert_eq!(by_series.len(), 2, "both mints pushed");
+    for updates in by_series.values() {
+        assert!((4..=8).contains(&updates.len()), "{} open updates in 7 s", updates.len());
+        for pair in updates.windows(2) {
+            let gap = pair[1].0 - pair[0].0;
+            assert!(gap >= Duration::from_millis(700), "two pushes {gap:?} apart");
+            assert!(pair[1].1.seq > pair[0].1.seq + 50, "conflated: many updates in between");
+        }
+    }
+
+    // Every closing update is delivered: compare with Kafka.
+    let mut ws1s = server.ws("/ws");
+    command(&mut ws1s, "sub-1s");
+    let got = bars(&collect(&mut ws1s, Duration::from_secs(5)));
+    let closes: Vec<(i64, [u8; 32])> = got.iter().filter(|b| b.closed).map(|b| (b.open_time_s, b.mint)).collect();
+    assert!(closes.len() >= 6, "{} closes", closes.len());
+    let first = closes[0].0;
+    let last = closes.last().unwrap().0;
+    let in_kafka: Vec<(i64, [u8; 32])> = common::read_topic(&server.topic, 1, Duration::from_secs(30))
+        .into_iter()
+        .filter_map(|r| r.bar.ok())
+        .filter(|b| b.window_s == 1 && b.closed && b.open_time_s > first && b.open_time_s < last)
+        .map(|b| (b.open_time_s, b.mint))
+        .collect();
+    let inner: Vec<(i64, [u8; 32])> = closes.into_iter().filter(|c| c.0 > first && c.0 < last).collect();
+    let mut sorted_kafka = in_kafka.clone();
+    sorted_kafka.sort();
+    let mut sorted_inner = inner.clone();
+    sorted_inner.sort();
+    assert_eq!(sorted_inner, sorted_kafka, "every closing update, none twice");
+}
+
+#[test]
+fn push_0_forwards_every_update() {
+    let server = Server::start(&[
+        "serve",
+        "--fanout",
+        "shared",
+        "--push-interval",
+        "0",
+        "--mock-mints",
+        "2",
+        "--mock-rate",
+        "300",
+    ]);
+    let mut ws = server.ws("/ws");
+    command(&mut ws, "sub-1s");
+    let got = bars(&collect(&mut ws, Duration::from_secs(3)));
+    assert!(got.len() > 500, "{} updates in 3 s at 300 trades/s", got.len());
+    assert_no_gaps(&got);
+}
+
+#[test]
+fn a_client_that_never_reads_is_capped_and_closed_while_others_stay_on_time() {
+    let cap = 16_384;
+    let server = Server::start(&[
+        "serve",
+        "--fanout",
+        "shared",
+        "--push-interval",
+        "0",
+        "--mock-mints",
+        "50",
+        "--mock-rate",
+        "1000",
+        "--max-outbound-bytes",
+        &cap.to_string(),
+    ]);
+    let stuck = common::stuck_client(server.port, "sub-1s");
+    let mut good = server.ws("/ws");
+    command(&mut good, "sub-1m");
+    let deadline = Instant::now() + Duration::from_secs(40);
+    let mut lags_ms: Vec<f64> = Vec::new();
+    while Instant::now() < deadline && server.metric("klinecast_slow_client_closes_total") < 1.0 {
+        for bar in bars(&collect(&mut good, Duration::from_millis(500))) {
+            let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64;
+            lags_ms.push(now.saturating_sub(bar.produced_ns) as f64 / 1e6);
+        }
+    }
+    assert!(server.metric("klinecast_slow_client_closes_total") >= 1.0, "the stuck client was not closed");
+    // Keep measuring the good client for a while after the close.
+    let until = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < until {
+        for bar in bars(&collect(&mut good, Duration::from_millis(500))) {
+            let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_nanos() as u64;
+            lags_ms.push(now.saturating_sub(bar.produced_ns) as f64 / 1e6);
+        }
+    }
+    let peak = server.metric("klinecast_outbound_peak_bytes");
+    assert!(peak <= (4 * cap + 1024) as f64, "outbound queue grew to {peak} bytes, cap {cap}");
+    assert!(server.metric("klinecast_conflated_updates_total") > 0.0);
+    assert!(lags_ms.len() > 500, "the good client kept receiving ({} bars)", lags_ms.len());
+    lags_ms.sort_by(f64::total_cmp);
+    let p99 = lags_ms[lags_ms.len() * 99 / 100];
+    assert!(p99 < 1000.0, "the good client's p99 lag was {p99} ms");
+    let after = bars(&collect(&mut good, Duration::from_secs(1)));
+    assert!(!after.is_empty(), "updates continue after the close");
+    drop(stuck);
+}
+
+#[test]
+fn api_klines_equals_the_closing_updates_in_kafka_also_after_a_restart() {
+    let server = Server::start(&["serve", "--fanout", "shared", "--mock-mints", "2", "--mock-rate", "200"]);
+    std::thread::sleep(Duration::from_secs(6));
+    let mints: serde_json::Value = serde_json::from_str(common::body(&server.get("/api/mints"))).unwrap();
+    assert_eq!(mints.as_array().map(Vec::len), Some(2), "{mints}");
+    let mint = mints[0]["mint"].as_str().unwrap().to_owned();
+    let api = |server: &Server| -> Vec<(i64, f64, f64, f64, f64, u64)> {
+        let text = server.get(&format!("/api/klines?window=1s&mint={mint}&limit=1000"));
+        let bars: Vec<serde_json::Value> = serde_json::from_str(common::body(&text)).unwrap();
+        bars.iter()
+            .map(|b| {
+                let f = |k: &str| b[k].as_f64().unwrap();
+                (
+                    b["unix_timestamp"].as_i64().unwrap(),
+                    f("open"),
+                    f("high"),
+                    f("low"),
+                    f("close"),
+                    b["seq"].as_u64().unwrap(),
+                )
+            })
+            .collect()
+    };
+    let topic = server.topic.clone();
+    let kafka = |until: i64| -> Vec<(i64, f64, f64, f64, f64, u64)> {
+        common::read_topic(&topic, 1, Duration::from_secs(30))
+            .into_iter()
+            .filter_map(|r| r.bar.ok())
+            .filter(|b| b.window_s == 1 && b.closed && bs58::encode(b.mint).into_string() == mint)
+            .filter(|b| b.open_time_s <= until)
+            .map(|b| (b.open_time_s, b.open, b.high, b.low, b.close, b.seq))
+            .collect()
+    };
+    let live = api(&server);
+    assert!(live.len() >= 4, "{} bars", live.len());
+    assert_eq!(live, kafka(live.last().unwrap().0));
+
+    // A gateway started later, alone, reads the same history back from Kafka.
+    let port = server.port;
+    drop(server);
+    let restarted = Server::start_on(&["gateway", "--fanout", "shared"], &topic, port);
+    let again = api(&restarted);
+    assert_eq!(again, kafka(i64::MAX), "history after a restart");
+    assert!(again.len() >= live.len());
+    assert!(restarted.get("/api/klines?window=7m&mint=x").starts_with("HTTP/1.1 400"));
+    assert!(restarted.get(&format!("/api/klines?window=1s&mint={mint}&limit=5000")).starts_with("HTTP/1.1 400"));
+}
