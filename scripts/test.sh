@@ -7,7 +7,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/setup.sh"
 cd "$REPO_ROOT"
 
 setup_check_tools
-setup_apt python3-pytest
+setup_apt python3-pytest chromium
 setup_web
 setup_kafka
 
@@ -19,6 +19,9 @@ say "cargo test"
 KLINECAST_TEST_BROKERS="${KLINECAST_TEST_BROKERS:-127.0.0.1:9092}" cargo test --all-targets --locked
 say "node --test (static/)"
 (cd static && node --test test/)
+say "browser end-to-end tests (static/test/e2e.mjs, Debian chromium)"
+node static/test/e2e.mjs --fanout per-client
+node static/test/e2e.mjs --fanout shared
 say "pytest (tests/python)"
 (cd tests/python && python3 -m pytest -q)
 say "all checks passed"

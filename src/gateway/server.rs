@@ -212,8 +212,11 @@ async fn serve_connection(shard: Rc<Shard>, mut stream: TcpStream) {
             return;
         }
         let json = head.query_param("format").is_some_and(|f| f == "json");
-        buf.drain(..head_len);
-        session::run(shard, stream, buf, json).await;
+        // Bytes after the head (a client's first frames) go to the session;
+        // the head buffer itself is freed.
+        let part = buf.split_off(head_len);
+        drop(buf);
+        Box::pin(session::run(shard, stream, part, json)).await;
         return;
     }
     let response = answer(&shard, &route, &head).await;
@@ -234,7 +237,6 @@ fn set_send_buffer(stream: &TcpStream, bytes: usize) {
 /// Reads until a complete request head is buffered. `Ok(None)` if the peer
 /// closed first.
 async fn read_head(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Result<Option<(RequestHead, usize)>, HttpError> {
-    let mut chunk = [0u8; HEAD_READ_CHUNK];
     loop {
         if let Some(parsed) = http::parse_head(buf)? {
             return Ok(Some(parsed));
@@ -242,9 +244,15 @@ async fn read_head(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Result<Option<(
         if buf.len() >= MAX_HEAD_BYTES {
             return Err(HttpError::TooLarge);
         }
-        match stream.read(&mut chunk).await {
+        // Read straight into the buffer's spare room: no chunk array lives
+        // in this future (it stays allocated for the connection's lifetime).
+        let filled = buf.len();
+        buf.resize(filled + HEAD_READ_CHUNK, 0);
+        let read = stream.read(&mut buf[filled..]).await;
+        buf.truncate(filled + read.as_ref().map_or(0, |&n| n));
+        match read {
             Ok(0) | Err(_) => return Ok(None),
-            Ok(n) => buf.extend_from_slice(&chunk[..n]),
+            Ok(_) => {}
         }
     }
 }

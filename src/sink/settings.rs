@@ -85,8 +85,9 @@ impl KafkaConfig {
         c.set("max.partition.fetch.bytes", "1048576");
         // Deliver fetched bars promptly instead of waiting to fill a batch.
         c.set("fetch.wait.max.ms", "10");
-        // Surface end-of-partition so `tail` can tell it caught up.
-        c.set("enable.partition.eof", "true");
+        // No end-of-partition events: nothing here needs them, and
+        // librdkafka would report each one as an error event.
+        c.set("enable.partition.eof", "false");
         self.finish(c)
     }
 
