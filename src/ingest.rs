@@ -113,10 +113,23 @@ impl fmt::Display for IngestReport {
     }
 }
 
-/// Runs ingest until the source ends or shutdown is requested.
-pub async fn run(config: IngestConfig, mut source: Source, mut sink: KafkaSink, shutdown: Shutdown) -> IngestReport {
+/// Runs ingest until the source ends or shutdown is requested. `restored`
+/// are the series' last states from Kafka (a restart): their open bars
+/// continue where they were.
+pub async fn run(
+    config: IngestConfig,
+    mut source: Source,
+    mut sink: KafkaSink,
+    restored: Vec<Bar>,
+    shutdown: Shutdown,
+) -> IngestReport {
     let policy = if config.emit_interval.is_zero() { EmitPolicy::EveryChange } else { EmitPolicy::Coalesce };
     let mut agg = Aggregator::with_max_mints(&config.windows, policy, config.max_mints);
+    let owned = restored.iter().filter(|b| config.mint_shard.is_none_or(|s| s.owns(&b.mint)));
+    let continued = owned.filter(|bar| agg.restore(bar)).count();
+    if continued > 0 {
+        tracing::info!(series = continued, "continuing series from their last state in Kafka");
+    }
     let mut out: Vec<Bar> = Vec::with_capacity(MAX_BATCH * config.windows.len());
     let mut report = IngestReport::default();
     let mut next_flush = Instant::now() + config.emit_interval;

@@ -10,7 +10,7 @@ use klinecast::cli::{Cli, Command, GatewayArgs, IngestArgs, ServeArgs, SourceCon
 use klinecast::gateway::Gateway;
 use klinecast::ingest::{self, IngestReport};
 use klinecast::runtime::{self, Shutdown};
-use klinecast::sink::KafkaSink;
+use klinecast::sink::{KafkaSink, restore};
 use klinecast::source::{MockSource, ReplaySource, Source};
 use tracing_subscriber::EnvFilter;
 
@@ -77,11 +77,18 @@ fn run_ingest(args: IngestArgs, shutdown: Shutdown) -> anyhow::Result<IngestRepo
     // Created here, on the unpinned main thread: librdkafka's threads inherit
     // the creating thread's CPU affinity and must not share the ingest core.
     let sink = KafkaSink::connect(&args.kafka.config(), &args.windows)?;
+    // A live source continues its series where the previous run left them;
+    // a replay recomputes everything from its own event times.
+    let restored = match &source {
+        Source::Mock(_) => restore::last_states(&args.kafka.config(), &args.windows, sink.partitions())?,
+        Source::Replay(_) => Vec::new(),
+    };
     let core = runtime::cores(&args.cores)[0];
     let config = args.ingest_config();
     tracing::info!(windows = %config.windows, core, brokers = %args.kafka.brokers, topic = %args.kafka.topic, "ingest starting");
     let stop = shutdown.clone();
-    let report = runtime::spawn_pinned("ingest", core, move || ingest::run(config, source, sink, stop))?.join()?;
+    let report =
+        runtime::spawn_pinned("ingest", core, move || ingest::run(config, source, sink, restored, stop))?.join()?;
     tracing::info!(%report, "ingest finished");
     if report.unflushed > 0 {
         anyhow::bail!("{} bars were not acknowledged by Kafka before exit", report.unflushed);

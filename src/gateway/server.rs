@@ -114,6 +114,8 @@ pub async fn run_shard(
         };
         spawn_local(serve_connection(shard.clone(), stream)).detach();
     }
+    // Stop accepting first, then say goodbye to every session (1001).
+    drop(listener);
     session::close_all(&shard).await;
     drop((poller, pusher));
     if let Some(feed) = shard.feed.borrow_mut().take() {

@@ -75,6 +75,8 @@ struct Route {
 /// Produces bars to the topic, one partition per window.
 pub struct KafkaSink {
     producer: BaseProducer<DeliveryCounter>,
+    /// Partitions of the topic.
+    partitions: i32,
     topic: String,
     routes: Vec<Route>,
     /// Encoding buffer, reused: librdkafka copies the payload.
@@ -96,7 +98,12 @@ impl KafkaSink {
             .enumerate()
             .map(|(i, &window_s)| Route { window_s, partition: partition_for(i, partitions), key: key_for(window_s) })
             .collect();
-        Ok(Self { producer, topic: config.topic.clone(), routes, buf: Vec::with_capacity(BAR_LEN), stats })
+        Ok(Self { producer, partitions, topic: config.topic.clone(), routes, buf: Vec::with_capacity(BAR_LEN), stats })
+    }
+
+    /// Partitions of the topic.
+    pub fn partitions(&self) -> i32 {
+        self.partitions
     }
 
     /// The producer's counters.

@@ -3,6 +3,7 @@
 //! ([`settings`]). It never decides what a bar is, only where it goes.
 
 pub mod kafka;
+pub mod restore;
 pub mod settings;
 pub mod topic;
 
