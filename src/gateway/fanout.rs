@@ -8,7 +8,7 @@
 use std::cell::{OnceCell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use bytes::Bytes;
 use glommio::timer::sleep;
@@ -218,10 +218,11 @@ pub fn deliver(shard: &Shard, frame: &SharedFrame) {
 
 /// Shared mode with a push interval: once per interval, sends what was held.
 pub async fn push_loop(shard: Rc<Shard>, interval: Duration) {
-    let mut next = Instant::now() + interval;
     while !shard.shutdown.requested() {
-        sleep(next.saturating_duration_since(Instant::now())).await;
-        next += interval;
+        // Counted from the end of the previous push, not on a fixed grid: a
+        // late push never makes the next one early, so no series gets two
+        // updates within one interval.
+        sleep(interval).await;
         let frames = shard.fanout.take_held();
         for (i, frame) in frames.iter().enumerate() {
             deliver(&shard, frame);

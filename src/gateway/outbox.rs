@@ -13,6 +13,9 @@ use tungstenite::Message;
 
 use crate::codec::trade::Pubkey;
 
+/// Frames an empty queue keeps room for; more is released when it empties.
+const IDLE_CAPACITY: usize = 4;
+
 /// One queued frame.
 #[derive(Debug)]
 pub struct Out {
@@ -119,10 +122,17 @@ impl Outbox {
     /// The next frame, or `None` once finished and drained.
     pub async fn next(&self) -> Option<Message> {
         poll_fn(|cx| {
-            if let Some(out) = self.queue.borrow_mut().pop_front() {
+            let mut queue = self.queue.borrow_mut();
+            if let Some(out) = queue.pop_front() {
                 self.bytes.set(self.bytes.get() - out.message.len());
+                if queue.is_empty() && queue.capacity() > IDLE_CAPACITY {
+                    // A burst is over: give its memory back (idle sessions
+                    // are the ones there are 50,000 of).
+                    queue.shrink_to(IDLE_CAPACITY);
+                }
                 return Poll::Ready(Some(out.message));
             }
+            drop(queue);
             if self.closed.get() {
                 return Poll::Ready(None);
             }

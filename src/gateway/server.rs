@@ -94,6 +94,7 @@ pub async fn run_shard(
         Err(error) => tracing::error!(%error, "shard feed did not start: no history, mints or shared fan-out"),
     }
     let poller = spawn_local(session::poll_consumers(shard.clone()));
+    let sweeper = spawn_local(session::sweep_silent(shard.clone()));
     let pusher = match shard.config.fanout {
         FanoutMode::Shared { push_interval } if !push_interval.is_zero() => {
             Some(spawn_local(fanout::push_loop(shard.clone(), push_interval)))
@@ -117,7 +118,7 @@ pub async fn run_shard(
     // Stop accepting first, then say goodbye to every session (1001).
     drop(listener);
     session::close_all(&shard).await;
-    drop((poller, pusher));
+    drop((poller, sweeper, pusher));
     if let Some(feed) = shard.feed.borrow_mut().take() {
         let consumer = feed.consumer().clone();
         shard.workers.detach(move || drop(consumer));
@@ -179,7 +180,7 @@ async fn serve_connection(shard: Rc<Shard>, mut stream: TcpStream) {
     let _ = stream.set_nodelay(true);
     set_send_buffer(&stream, SOCKET_SEND_BUFFER_BYTES);
     let ip = stream.peer_addr().ok().map(|a| a.ip());
-    let _admission = match Admission::try_new(&shard, ip) {
+    let admission = match Admission::try_new(&shard, ip) {
         Ok(admission) => admission,
         Err(reason) => {
             Metrics::inc(&shard.metrics.refused);
@@ -218,7 +219,13 @@ async fn serve_connection(shard: Rc<Shard>, mut stream: TcpStream) {
         // the head buffer itself is freed.
         let part = buf.split_off(head_len);
         drop(buf);
-        Box::pin(session::run(shard, stream, part, json)).await;
+        // The session runs as a task of its own: this future, sized for the
+        // HTTP phase, is freed instead of living as long as the connection.
+        spawn_local(async move {
+            session::run(shard, stream, part, json).await;
+            drop(admission);
+        })
+        .detach();
         return;
     }
     let response = answer(&shard, &route, &head).await;

@@ -16,6 +16,7 @@
 
 use std::cell::{Cell, RefCell};
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::pin::pin;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -23,10 +24,11 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use async_tungstenite::WebSocketStream;
 use bytes::Bytes;
+use futures_lite::future;
 use futures_util::{SinkExt, StreamExt};
+use glommio::GlommioError;
 use glommio::net::TcpStream;
 use glommio::timer::{sleep, timeout};
-use glommio::{GlommioError, spawn_local};
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message as _};
@@ -61,13 +63,14 @@ pub const MAX_SUBSCRIPTIONS: usize = 8;
 const MAX_MESSAGES_PER_PASS: usize = 64;
 /// Poller sleep after a pass that found nothing.
 const POLL_IDLE: Duration = Duration::from_millis(1);
+/// Longest wait for the closing handshake's last flush.
+const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 /// A send that makes no progress for this long ends the session.
 const SEND_TIMEOUT: Duration = Duration::from_secs(10);
-/// Socket read buffer of a session: commands are at most 256 bytes, and
-/// 50,000 idle sessions must fit in a few KiB each.
-const READ_BUFFER_BYTES: usize = 512;
-/// How often the read loop wakes to check pings and a forced close.
-const READ_TICK: Duration = Duration::from_secs(1);
+/// Socket read buffer of a session: commands are at most 256 bytes (larger
+/// frames grow it up to --max-frame-bytes), and 50,000 idle sessions must
+/// fit in a few KiB each.
+const READ_BUFFER_BYTES: usize = 256;
 /// How long a shared-mode client may stay over the outbound cap after its
 /// updates were conflated before it is closed.
 const OVER_CAP_GRACE: Duration = Duration::from_secs(5);
@@ -138,6 +141,10 @@ pub struct Session {
     over_cap_since: Cell<Option<Instant>>,
     /// Shared mode: queued bytes at which the outbox is conflated next.
     conflate_at: Cell<usize>,
+    /// When the client was last heard from (any frame, pongs included).
+    last_heard: Cell<Instant>,
+    /// A ping was sent since the client was last heard from.
+    pinged: Cell<bool>,
 }
 
 impl Session {
@@ -215,77 +222,100 @@ pub async fn run(shard: Rc<Shard>, stream: TcpStream, part: Vec<u8>, json: bool)
         history_sent: RefCell::new(HashMap::new()),
         over_cap_since: Cell::new(None),
         conflate_at: Cell::new(0),
+        last_heard: Cell::new(Instant::now()),
+        pinged: Cell::new(false),
     });
     shard.sessions.live.borrow_mut().insert(id, session.clone());
     shard.metrics.websockets.fetch_add(1, Ordering::Relaxed);
-    let metrics = shard.metrics.clone();
-    let writing = session.clone();
-    let writer = spawn_local(async move {
-        while let Some(message) = writing.outbox.next().await {
-            let len = message.len();
-            let closing = matches!(message, Message::Close(_));
-            let sent = timeout(SEND_TIMEOUT, async { Ok(sink.feed(message).await) }).await;
-            if let Err(GlommioError::TimedOut(_)) = sent {
-                // The socket took nothing for SEND_TIMEOUT: a stuck client.
-                Metrics::inc(&metrics.slow_closes);
-                break;
-            }
-            if !matches!(sent, Ok(Ok(()))) {
-                break;
-            }
-            metrics.frame_sent(len);
-            let idle = writing.outbox.is_empty();
-            if idle && !matches!(timeout(SEND_TIMEOUT, async { Ok(sink.flush().await) }).await, Ok(Ok(()))) {
-                break;
-            }
-            if closing {
-                break;
-            }
-        }
-        // If the writer gave up first, the reader stops at its next tick.
-        writing.outbox.abort();
-        let _ = sink.close(None).await;
-    });
-    read_loop(&shard, &session, &mut incoming).await;
+    // Reading and writing run in this one task (no second task, no timer
+    // per session): whichever ends first decides. If the reader ends, the
+    // writer still sends what is queued (a close frame); if the writer ends
+    // (closed, stuck, forced out), the reader is simply dropped.
+    let mut reading = pin!(read_loop(&shard, &session, &mut incoming));
+    let mut writing = pin!(write_loop(&shard.metrics, &session, &mut sink));
+    let reader_ended = future::or(
+        async {
+            (&mut reading).await;
+            true
+        },
+        async { !(&mut writing).await },
+    )
+    .await;
     shard.sessions.live.borrow_mut().remove(&id);
     shard.fanout.unsubscribe(id, None);
     release_consumer(&shard, &session);
     shard.metrics.websockets.fetch_sub(1, Ordering::Relaxed);
-    session.outbox.finish(); // the writer sends what is queued, then ends
-    drop(session);
-    let _ = timeout(SEND_TIMEOUT, async {
-        writer.await;
-        Ok(())
-    })
-    .await;
+    if reader_ended {
+        session.outbox.finish(); // the writer sends what is queued, then ends
+        writing.await;
+    }
 }
 
+/// Sends the outbox to the socket until it is finished and drained, the
+/// socket fails, or a send makes no progress for [`SEND_TIMEOUT`].
+async fn write_loop(metrics: &Metrics, session: &Session, sink: &mut Outgoing) -> bool {
+    while let Some(message) = session.outbox.next().await {
+        let len = message.len();
+        let closing = matches!(message, Message::Close(_));
+        let sent = timeout(SEND_TIMEOUT, async { Ok(sink.feed(message).await) }).await;
+        if let Err(GlommioError::TimedOut(_)) = sent {
+            // The socket took nothing for SEND_TIMEOUT: a stuck client.
+            Metrics::inc(&metrics.slow_closes);
+            break;
+        }
+        if !matches!(sent, Ok(Ok(()))) {
+            break;
+        }
+        metrics.frame_sent(len);
+        let idle = session.outbox.is_empty();
+        if idle && !matches!(timeout(SEND_TIMEOUT, async { Ok(sink.flush().await) }).await, Ok(Ok(()))) {
+            break;
+        }
+        if closing {
+            break;
+        }
+    }
+    session.outbox.abort();
+    // A last flush and TCP shutdown, bounded: the client may not read.
+    let _ = timeout(CLOSE_TIMEOUT, async { Ok(sink.close(None).await) }).await;
+    false
+}
+
+/// The shard's liveness sweep: pings sessions silent for a ping interval and
+/// closes those silent for two. One timer per shard, not per session.
+pub async fn sweep_silent(shard: Rc<Shard>) {
+    let interval = shard.config.ping_interval;
+    let tick = (interval / 4).clamp(Duration::from_millis(25), Duration::from_secs(1));
+    while !shard.shutdown.requested() {
+        sleep(tick).await;
+        let sessions: Vec<Rc<Session>> = shard.sessions.live.borrow().values().cloned().collect();
+        for (i, session) in sessions.iter().enumerate() {
+            let silent = session.last_heard.get().elapsed();
+            if silent >= interval * 2 {
+                Metrics::inc(&shard.metrics.protocol_closes);
+                close(session, CloseCode::Away, "no pong");
+            } else if silent >= interval && !session.pinged.replace(true) {
+                session.push_control(&shard, Message::Ping(Bytes::new()));
+            }
+            if i % 1024 == 1023 {
+                glommio::yield_if_needed().await;
+            }
+        }
+    }
+}
+
+type Outgoing = async_tungstenite::WebSocketSender<TcpStream>;
 type Incoming = async_tungstenite::WebSocketReceiver<TcpStream>;
 
 async fn read_loop(shard: &Rc<Shard>, session: &Rc<Session>, incoming: &mut Incoming) {
-    let mut last_heard = Instant::now();
-    let mut pinged = false;
     while !shard.shutdown.requested() && !session.outbox.is_closed() {
-        let next = timeout(READ_TICK, async { Ok(incoming.next().await) }).await;
-        let message = match next {
-            Err(GlommioError::TimedOut(_)) => {
-                let silent = last_heard.elapsed();
-                if silent >= shard.config.ping_interval * 2 {
-                    Metrics::inc(&shard.metrics.protocol_closes);
-                    return close(session, CloseCode::Away, "no pong");
-                }
-                if silent >= shard.config.ping_interval && !pinged {
-                    pinged = true;
-                    session.push_control(shard, Message::Ping(Bytes::new()));
-                }
-                continue;
-            }
-            Err(_) | Ok(None) => return,
-            Ok(Some(Err(error))) => return on_protocol_error(shard, session, &error),
-            Ok(Some(Ok(message))) => message,
+        let message = match incoming.next().await {
+            None => return,
+            Some(Err(error)) => return on_protocol_error(shard, session, &error),
+            Some(Ok(message)) => message,
         };
-        last_heard = Instant::now();
-        pinged = false;
+        session.last_heard.set(Instant::now());
+        session.pinged.set(false);
         match message {
             Message::Text(text) => on_command(shard, session, text.as_str()).await,
             Message::Binary(_) => {

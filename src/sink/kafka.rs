@@ -18,6 +18,10 @@ use super::{KafkaConfig, SinkError};
 use crate::aggregate::Windows;
 use crate::codec::bar::{BAR_LEN, Bar};
 
+/// Most delivery-report events served by one [`KafkaSink::poll`], so a
+/// flood of them cannot stall the ingest loop.
+const MAX_EVENTS_PER_POLL: usize = 1024;
+
 /// Counters of the producer, shared with the metrics endpoint.
 #[derive(Debug, Default)]
 pub struct SinkStats {
@@ -130,9 +134,18 @@ impl KafkaSink {
         }
     }
 
-    /// Serves delivery reports without waiting.
+    /// Serves every pending delivery report without waiting. One
+    /// `poll(0)` serves a single event (one batch of reports), and batches
+    /// can arrive faster than the ingest loop turns: unserved reports would
+    /// pile up, each holding its messages.
     pub fn poll(&self) {
-        self.producer.poll(Duration::ZERO);
+        for _ in 0..MAX_EVENTS_PER_POLL {
+            let before = self.producer.in_flight_count();
+            self.producer.poll(Duration::ZERO);
+            if self.producer.in_flight_count() == before {
+                break;
+            }
+        }
     }
 
     /// Bars queued but not yet acknowledged.
