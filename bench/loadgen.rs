@@ -96,7 +96,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if !args.target.ip().is_loopback() {
         return Err("loadgen targets loopback addresses only".into());
     }
-    let _ = rlimit::increase_nofile_limit(u64::MAX);
+    klinecast::runtime::raise_nofile(klinecast::runtime::WANT_NOFILE);
     let totals = Arc::new(Totals::default());
     let stop = Arc::new(AtomicBool::new(false));
     let started = Instant::now();

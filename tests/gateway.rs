@@ -6,25 +6,14 @@
 
 mod common;
 
-use std::collections::BTreeMap;
 use std::time::Duration;
 
-use common::{Frame, Server, bars, collect, command};
+use common::{Frame, Server, assert_no_gaps, bars, collect, command};
 use klinecast::codec::bar::Bar;
 
 /// `serve` with a mock source of three mints at a modest rate.
 fn serve() -> Server {
     Server::start(&["serve", "--mock-mints", "3", "--mock-rate", "300", "--ping-interval", "2s"])
-}
-
-/// Per (mint, window): seq numbers strictly consecutive.
-fn assert_no_gaps(bars: &[Bar]) {
-    let mut last: BTreeMap<([u8; 32], u32), u64> = BTreeMap::new();
-    for bar in bars {
-        if let Some(prev) = last.insert((bar.mint, bar.window_s), bar.seq) {
-            assert_eq!(bar.seq, prev + 1, "gap in window {} of a mint", bar.window_s);
-        }
-    }
 }
 
 #[test]

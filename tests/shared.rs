@@ -8,17 +8,8 @@ mod common;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use common::{Server, bars, collect, command};
+use common::{Server, assert_no_gaps, bars, collect, command};
 use klinecast::codec::bar::Bar;
-
-fn assert_no_gaps(bars: &[Bar]) {
-    let mut last: BTreeMap<([u8; 32], u32), u64> = BTreeMap::new();
-    for bar in bars {
-        if let Some(prev) = last.insert((bar.mint, bar.window_s), bar.seq) {
-            assert_eq!(bar.seq, prev + 1, "gap in a series");
-        }
-    }
-}
 
 #[test]
 fn push_1s_conflates_to_one_update_per_second_plus_every_close() {
@@ -136,7 +127,14 @@ fn api_klines_equals_the_closing_updates_in_kafka_also_after_a_restart() {
     assert_eq!(mints.as_array().map(Vec::len), Some(2), "{mints}");
     let mint = mints[0]["mint"].as_str().unwrap().to_owned();
     let api = |server: &Server| -> Vec<(i64, f64, f64, f64, f64, u64)> {
-        let text = server.get(&format!("/api/klines?window=1s&mint={mint}&limit=1000"));
+        // 503 while a fresh gateway is still reading history back.
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let mut text = server.get(&format!("/api/klines?window=1s&mint={mint}&limit=1000"));
+        while text.starts_with("HTTP/1.1 503") && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(200));
+            text = server.get(&format!("/api/klines?window=1s&mint={mint}&limit=1000"));
+        }
+        assert!(text.starts_with("HTTP/1.1 200"), "{text}");
         let bars: Vec<serde_json::Value> = serde_json::from_str(common::body(&text)).unwrap();
         bars.iter()
             .map(|b| {

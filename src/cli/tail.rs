@@ -5,7 +5,7 @@ use std::io::{self, Write};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use clap::Args;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
@@ -16,7 +16,7 @@ use crate::codec::bar::{self, ArchivedBar};
 use crate::codec::json::{BarJson, parse_mint};
 use crate::runtime::Shutdown;
 use crate::sink::topic::{METADATA_TIMEOUT, partition_count};
-use crate::sink::{KafkaConfig, SinkError};
+use crate::sink::{KafkaConfig, Reader, SinkError};
 
 /// Flags of `tail`.
 #[derive(Debug, Clone, Args)]
@@ -100,9 +100,9 @@ pub fn run(args: &TailArgs, shutdown: &Shutdown) -> anyhow::Result<()> {
     Ok(())
 }
 
-fn connect(config: &KafkaConfig, args: &TailArgs) -> anyhow::Result<BaseConsumer> {
+fn connect(config: &KafkaConfig, args: &TailArgs) -> anyhow::Result<Reader> {
     let group = format!("klinecast-tail-{}-{}", std::process::id(), now_ms());
-    let consumer: BaseConsumer = config.reader(&group).create().map_err(SinkError::Config)?;
+    let consumer: Reader = config.create_reader(&group).map_err(SinkError::Config)?;
     let partitions = partition_count(consumer.client(), config)?.ok_or_else(|| SinkError::Topic {
         topic: config.topic.clone(),
         reason: "does not exist yet (it is created by `klinecast ingest` or `serve`)".into(),

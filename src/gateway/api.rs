@@ -38,6 +38,9 @@ pub fn klines(shard: &Shard, head: &RequestHead) -> Result<String, (u16, String)
         },
     };
     let feed = shard.feed().ok_or_else(|| (503, "history is not available: the shard feed did not start".into()))?;
+    if !feed.history_ready() {
+        return Err((503, "history is still being read back from Kafka; retry in a moment".into()));
+    }
     let bars: Vec<BarJson> = feed.klines(&mint, window_s, from_s, to_s, limit).iter().map(BarJson::from).collect();
     serde_json::to_string(&bars).map_err(|e| (500, e.to_string()))
 }

@@ -162,8 +162,11 @@ impl Fanout {
     }
 }
 
-/// Kafka messages taken from the shard feed per pass.
-const FEED_MESSAGES_PER_PASS: usize = 512;
+/// Kafka messages taken from the shard feed per pass. Small enough that one
+/// pass cannot put more than a few KiB into a session's outbox before its
+/// writer gets to run (the poller yields between passes), so a client that
+/// keeps up is never taken for a slow one.
+const FEED_MESSAGES_PER_PASS: usize = 64;
 
 /// Reads what the shard feed has: every bar updates the history rings; in
 /// shared mode live bars are pushed at once (push interval 0) or held for
@@ -186,6 +189,7 @@ pub fn drain_feed(shard: &Shard, feed: &Feed) -> usize {
             }
         };
         read += 1;
+        let phase = feed.phase(&message);
         let payload = message.payload().unwrap_or_default();
         let Ok(bar) = bar::access(payload) else {
             Metrics::inc(&shard.metrics.malformed_messages);
@@ -194,7 +198,7 @@ pub fn drain_feed(shard: &Shard, feed: &Feed) -> usize {
         feed.record(bar);
         let series = (bar.mint, bar.window_s.to_native());
         let Some(immediate) = shared else { continue };
-        if feed.phase(&message) == Phase::Backfill || !shard.fanout.wanted(&series) {
+        if phase == Phase::Backfill || !shard.fanout.wanted(&series) {
             continue;
         }
         let frame = SharedFrame::new(payload, bar);

@@ -11,7 +11,7 @@ use std::collections::{HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message as _};
 use rdkafka::{Offset, TopicPartitionList};
@@ -19,8 +19,8 @@ use rdkafka::{Offset, TopicPartitionList};
 use super::kafka_workers::KafkaWorkers;
 use crate::codec::bar::{ArchivedBar, Bar};
 use crate::codec::trade::Pubkey;
-use crate::sink::KafkaConfig;
-use crate::sink::topic::{METADATA_TIMEOUT, partition_for};
+use crate::sink::topic::{METADATA_TIMEOUT, widest_window};
+use crate::sink::{KafkaConfig, Reader};
 
 /// Closing bars kept per (mint, window); older ones are dropped. Also the
 /// largest `limit` of `/api/klines`.
@@ -49,9 +49,11 @@ pub enum Phase {
 
 /// The shard's reader and what it remembers.
 pub struct Feed {
-    consumer: Arc<BaseConsumer>,
+    consumer: Arc<Reader>,
     /// Partition → first offset that is live.
     live_from: HashMap<i32, i64>,
+    /// Partitions still being read back (history incomplete until empty).
+    backfilling: RefCell<Vec<i32>>,
     series: RefCell<HashMap<(Pubkey, u32), Series>>,
     /// Series refused at [`MAX_SERIES`].
     pub refused_series: std::cell::Cell<u64>,
@@ -77,26 +79,35 @@ impl Feed {
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| format!("shard feed: {e}"))?;
-        let (consumer, live_from) = assigned;
+        let (consumer, live_from, backfilling) = assigned;
         Ok(Self {
             consumer: Arc::new(consumer),
             live_from,
+            backfilling: RefCell::new(backfilling),
             series: RefCell::new(HashMap::new()),
             refused_series: std::cell::Cell::new(0),
         })
     }
 
     /// The consumer, for polling by the shard (and dropping on a worker).
-    pub fn consumer(&self) -> &Arc<BaseConsumer> {
+    pub fn consumer(&self) -> &Arc<Reader> {
         &self.consumer
     }
 
-    /// Whether a message is live or read back.
+    /// Whether a message is live or read back; notes when a partition's
+    /// read-back is complete.
     pub fn phase(&self, message: &BorrowedMessage<'_>) -> Phase {
-        match self.live_from.get(&message.partition()) {
-            Some(&from) if message.offset() < from => Phase::Backfill,
-            _ => Phase::Live,
+        let (partition, offset) = (message.partition(), message.offset());
+        let from = self.live_from.get(&partition).copied().unwrap_or_default();
+        if offset + 1 >= from {
+            self.backfilling.borrow_mut().retain(|&p| p != partition);
         }
+        if offset < from { Phase::Backfill } else { Phase::Live }
+    }
+
+    /// Whether the history read back at start is complete.
+    pub fn history_ready(&self) -> bool {
+        self.backfilling.borrow().is_empty()
     }
 
     /// Records a bar update.
@@ -173,18 +184,16 @@ impl Feed {
 fn partition_lookbacks(windows: &[u32], partitions: i32, lookback: Duration) -> Vec<(i32, i64)> {
     (0..partitions)
         .map(|p| {
-            let widest = windows
-                .iter()
-                .enumerate()
-                .filter(|(i, _)| partition_for(*i, partitions) == p)
-                .map(|(_, &w)| i64::from(w))
-                .max()
-                .unwrap_or(1);
+            let widest = i64::from(widest_window(windows, partitions, p));
             let seconds = (widest * HISTORY_BARS as i64).min(lookback.as_secs() as i64);
             (p, seconds)
         })
         .collect()
 }
+
+/// A feed consumer, each partition's first live offset, and the partitions
+/// that have history to read back.
+type Assigned = (Reader, HashMap<i32, i64>, Vec<i32>);
 
 /// Blocking: creates the consumer and assigns each partition at the first
 /// offset of its look-back. Returns it with each partition's end offset.
@@ -193,8 +202,8 @@ fn assign_from(
     group: &str,
     topic: &str,
     lookbacks: &[(i32, i64)],
-) -> Result<(BaseConsumer, HashMap<i32, i64>), KafkaError> {
-    let consumer: BaseConsumer = config.reader(group).create()?;
+) -> Result<Assigned, KafkaError> {
+    let consumer: Reader = config.create_reader(group)?;
     let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
     let mut times = TopicPartitionList::new();
     let mut live_from = HashMap::new();
@@ -204,14 +213,17 @@ fn assign_from(
         live_from.insert(partition, high);
     }
     let mut starts = consumer.offsets_for_times(times, METADATA_TIMEOUT)?;
+    let mut backfilling = Vec::new();
     for element in starts.clone().elements() {
-        if !matches!(element.offset(), Offset::Offset(_)) {
-            let end = live_from.get(&element.partition()).copied().unwrap_or_default();
-            starts.set_partition_offset(topic, element.partition(), Offset::Offset(end))?;
+        let end = live_from.get(&element.partition()).copied().unwrap_or_default();
+        match element.offset() {
+            Offset::Offset(start) if start < end => backfilling.push(element.partition()),
+            Offset::Offset(_) => {}
+            _ => starts.set_partition_offset(topic, element.partition(), Offset::Offset(end))?,
         }
     }
     consumer.assign(&starts)?;
-    Ok((consumer, live_from))
+    Ok((consumer, live_from, backfilling))
 }
 
 #[cfg(test)]

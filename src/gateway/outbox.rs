@@ -34,6 +34,8 @@ pub struct Outbox {
     bytes: Cell<usize>,
     /// The writer task, waiting for a frame.
     waker: RefCell<Option<Waker>>,
+    /// The reader task, waiting for the queue to drain.
+    drain_waker: RefCell<Option<Waker>>,
     /// No more frames will be taken (the connection is going away).
     closed: Cell<bool>,
 }
@@ -98,6 +100,9 @@ impl Outbox {
     pub fn finish(&self) {
         self.closed.set(true);
         self.wake();
+        if let Some(waker) = self.drain_waker.borrow_mut().take() {
+            waker.wake();
+        }
     }
 
     /// Drops what is queued, queues `last` (a close frame) and finishes.
@@ -119,12 +124,27 @@ impl Outbox {
         self.closed.get()
     }
 
+    /// Waits until at most `bytes` are queued (or the outbox is closed).
+    pub async fn drained_to(&self, bytes: usize) {
+        poll_fn(|cx| {
+            if self.bytes.get() <= bytes || self.closed.get() {
+                return Poll::Ready(());
+            }
+            *self.drain_waker.borrow_mut() = Some(cx.waker().clone());
+            Poll::Pending
+        })
+        .await
+    }
+
     /// The next frame, or `None` once finished and drained.
     pub async fn next(&self) -> Option<Message> {
         poll_fn(|cx| {
             let mut queue = self.queue.borrow_mut();
             if let Some(out) = queue.pop_front() {
                 self.bytes.set(self.bytes.get() - out.message.len());
+                if let Some(waker) = self.drain_waker.borrow_mut().take() {
+                    waker.wake();
+                }
                 if queue.is_empty() && queue.capacity() > IDLE_CAPACITY {
                     // A burst is over: give its memory back (idle sessions
                     // are the ones there are 50,000 of).

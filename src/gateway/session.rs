@@ -29,7 +29,7 @@ use futures_util::{SinkExt, StreamExt};
 use glommio::GlommioError;
 use glommio::net::TcpStream;
 use glommio::timer::{sleep, timeout};
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message as _};
 use rdkafka::{Offset, TopicPartitionList};
@@ -46,6 +46,7 @@ use super::server::Shard;
 use crate::codec::bar::{self, ArchivedBar};
 use crate::codec::json::BarJson;
 use crate::codec::trade::Pubkey;
+use crate::sink::Reader;
 use crate::sink::topic::{METADATA_TIMEOUT, partition_for};
 
 /// Frames queued for one client; beyond it the poller stops reading the
@@ -117,7 +118,7 @@ struct History {
 /// The Kafka side of a session.
 #[derive(Default)]
 struct Feed {
-    consumer: Option<Arc<BaseConsumer>>,
+    consumer: Option<Arc<Reader>>,
     subs: Vec<Subscription>,
     /// Partition → first offset not yet delivered live (messages below it
     /// are re-reads for history and are not forwarded again).
@@ -134,6 +135,8 @@ pub struct Session {
     outbox: Outbox,
     /// Per-client mode: the client's own Kafka feed.
     feed: RefCell<Feed>,
+    /// Shared mode: this session's subscriptions, (window, mint or all).
+    shared_subs: RefCell<Vec<(u32, Option<Pubkey>)>>,
     /// Shared mode: the last `seq` sent as history per series, so the live
     /// stream does not repeat it.
     history_sent: RefCell<HashMap<(Pubkey, u32), u64>>,
@@ -148,13 +151,12 @@ pub struct Session {
 }
 
 impl Session {
-    /// Queues a reply or a close for the client. A client that does not read
-    /// its replies is closed once the outbox passes the cap.
+    /// Queues a reply, a ping or a close for the client. The queue stays
+    /// bounded because the read loop takes no further command while the
+    /// outbox is over the cap (see [`read_loop`]).
     fn push_control(&self, shard: &Shard, message: Message) {
-        if self.outbox.push(Out { message, replaceable: None }) > shard.config.max_outbound_bytes {
-            Metrics::inc(&shard.metrics.slow_closes);
-            self.force_close(CloseCode::Policy, "not reading replies");
-        }
+        let queued = self.outbox.push(Out { message, replaceable: None });
+        shard.metrics.outbound_peak_bytes.fetch_max(queued as u64, Ordering::Relaxed);
     }
 
     /// Drops what is queued, sends a close and ends the session.
@@ -219,6 +221,7 @@ pub async fn run(shard: Rc<Shard>, stream: TcpStream, part: Vec<u8>, json: bool)
         json,
         outbox: Outbox::default(),
         feed: RefCell::new(Feed::default()),
+        shared_subs: RefCell::new(Vec::new()),
         history_sent: RefCell::new(HashMap::new()),
         over_cap_since: Cell::new(None),
         conflate_at: Cell::new(0),
@@ -317,7 +320,23 @@ async fn read_loop(shard: &Rc<Shard>, session: &Rc<Session>, incoming: &mut Inco
         session.last_heard.set(Instant::now());
         session.pinged.set(false);
         match message {
-            Message::Text(text) => on_command(shard, session, text.as_str()).await,
+            Message::Text(text) => {
+                on_command(shard, session, text.as_str()).await;
+                // Commands are taken only as fast as their replies are read:
+                // a client that pipelines commands waits here, one that
+                // never reads is closed.
+                let cap = shard.config.max_outbound_bytes;
+                if session.outbox.bytes() > cap {
+                    let drained = timeout(SEND_TIMEOUT, async {
+                        session.outbox.drained_to(cap / 2).await;
+                        Ok(())
+                    });
+                    if drained.await.is_err() {
+                        Metrics::inc(&shard.metrics.slow_closes);
+                        return session.force_close(CloseCode::Policy, "not reading replies");
+                    }
+                }
+            }
             Message::Binary(_) => {
                 Metrics::inc(&shard.metrics.command_errors);
                 let error = serde_json::json!({"type": "error", "error": "commands are text frames"});
@@ -392,11 +411,30 @@ async fn apply(shard: &Rc<Shard>, session: &Rc<Session>, command: &Command) -> R
 /// history comes from the shard feed's rings. The acknowledgement is queued
 /// by the caller before the history frames, which go out before live ones.
 fn apply_shared(shard: &Rc<Shard>, session: &Rc<Session>, command: &Command) -> Result<(), String> {
+    let subscribe = |window_s: u32, mint: Option<Pubkey>| -> Result<(), String> {
+        let mut subs = session.shared_subs.borrow_mut();
+        if !subs.contains(&(window_s, mint)) {
+            if subs.len() >= MAX_SUBSCRIPTIONS {
+                return Err(format!("at most {MAX_SUBSCRIPTIONS} subscriptions per connection; unsub first"));
+            }
+            subs.push((window_s, mint));
+        }
+        shard.fanout.subscribe(session.id, window_s, mint);
+        Ok(())
+    };
     match *command {
         Command::Ping => {}
-        Command::Subscribe { window_s, mint } => shard.fanout.subscribe(session.id, window_s, mint),
-        Command::Unsubscribe { window_s } => shard.fanout.unsubscribe(session.id, window_s),
+        Command::Subscribe { window_s, mint } => subscribe(window_s, mint)?,
+        Command::Unsubscribe { window_s } => {
+            session.shared_subs.borrow_mut().retain(|(w, _)| window_s.is_some_and(|x| x != *w));
+            shard.fanout.unsubscribe(session.id, window_s);
+        }
         Command::History { window_s, count, mint } => {
+            if session.shared_subs.borrow().len() >= MAX_SUBSCRIPTIONS
+                && !session.shared_subs.borrow().contains(&(window_s, mint))
+            {
+                return Err(format!("at most {MAX_SUBSCRIPTIONS} subscriptions per connection; unsub first"));
+            }
             let bars =
                 shard.feed().map(|f| f.recent_closes(window_s, mint.as_ref(), count as usize)).unwrap_or_default();
             reply(shard, session, protocol::ack_json(command));
@@ -410,7 +448,8 @@ fn apply_shared(shard: &Rc<Shard>, session: &Rc<Session>, command: &Command) -> 
                 };
                 session.outbox.push(Out { message, replaceable: None });
             }
-            shard.fanout.subscribe(session.id, window_s, mint);
+            drop(sent);
+            subscribe(window_s, mint)?;
             return Err(String::new()); // acknowledged above
         }
     }
@@ -478,7 +517,7 @@ async fn subscribe(
 /// Blocking: the first offset at or after `since_ms` (or the end offset when
 /// there is no `since_ms`), and the end offset.
 fn start_offsets(
-    consumer: &BaseConsumer,
+    consumer: &Reader,
     topic: &str,
     partition: i32,
     since_ms: Option<i64>,
@@ -495,7 +534,7 @@ fn start_offsets(
     Ok((start, high))
 }
 
-async fn ensure_consumer(shard: &Rc<Shard>, session: &Rc<Session>) -> Result<Arc<BaseConsumer>, String> {
+async fn ensure_consumer(shard: &Rc<Shard>, session: &Rc<Session>) -> Result<Arc<Reader>, String> {
     if let Some(consumer) = session.feed.borrow().consumer.clone() {
         return Ok(consumer);
     }
@@ -505,7 +544,7 @@ async fn ensure_consumer(shard: &Rc<Shard>, session: &Rc<Session>) -> Result<Arc
     let group = format!("klinecast-gw-{}-{}", std::process::id(), NEXT_CONSUMER.fetch_add(1, Ordering::Relaxed));
     let created = shard
         .workers
-        .run(move || config.reader(&group).create::<BaseConsumer>())
+        .run(move || config.create_reader(&group))
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| format!("could not create a Kafka consumer: {e}"))?;
@@ -570,7 +609,8 @@ pub async fn poll_consumers(shard: Rc<Shard>) {
         if moved == 0 {
             sleep(POLL_IDLE).await;
         } else {
-            glommio::yield_if_needed().await;
+            // Let the writers that were just woken send before the next pass.
+            futures_lite::future::yield_now().await;
         }
     }
 }

@@ -94,10 +94,29 @@ pub fn cores(wanted: &[usize]) -> Vec<usize> {
 /// Raises the soft limits this process needs: open files (one per client
 /// connection) and locked memory (io_uring rings and glommio's buffers).
 pub fn raise_limits() {
-    if let Err(error) = rlimit::increase_nofile_limit(u64::MAX) {
-        tracing::debug!(%error, "could not raise RLIMIT_NOFILE");
-    }
+    raise_nofile(WANT_NOFILE);
     raise_memlock();
+}
+
+/// Open files this process asks for: 50,000+ connections need more than
+/// the usual defaults (1,024 soft, often 20,000 hard).
+pub const WANT_NOFILE: u64 = 262_144;
+
+/// Raises the open-files limit to `want`: the hard limit too where allowed
+/// (root), else the soft limit up to the hard one.
+pub fn raise_nofile(want: u64) {
+    let Ok((soft, hard)) = rlimit::Resource::NOFILE.get() else { return };
+    if soft >= want {
+        return;
+    }
+    if rlimit::Resource::NOFILE.set(want, want.max(hard)).is_err() {
+        let _ = rlimit::Resource::NOFILE.set(want.min(hard), hard);
+    }
+    if let Ok((now, _)) = rlimit::Resource::NOFILE.get()
+        && now < want
+    {
+        tracing::info!(open_files = now, "open-file limit below {want}; connections beyond it are refused");
+    }
 }
 
 /// Raises the soft memlock limit towards [`WANT_MEMLOCK_BYTES`] (within the

@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rdkafka::ClientContext;
+use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::KafkaError;
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::types::RDKafkaErrorCode;
@@ -52,7 +53,15 @@ pub enum SendError {
 /// Counts delivery reports; runs on whichever thread polls the producer.
 pub struct DeliveryCounter(Arc<SinkStats>);
 
-impl ClientContext for DeliveryCounter {}
+impl ClientContext for DeliveryCounter {
+    fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
+        super::log::log_message(level, facility, message);
+    }
+
+    fn error(&self, error: KafkaError, reason: &str) {
+        super::log::warn_limited(&format!("{error}: {reason}"));
+    }
+}
 
 impl ProducerContext for DeliveryCounter {
     type DeliveryOpaque = ();

@@ -3,6 +3,7 @@
 //! ([`settings`]). It never decides what a bar is, only where it goes.
 
 pub mod kafka;
+pub mod log;
 pub mod restore;
 pub mod settings;
 pub mod topic;
@@ -10,6 +11,7 @@ pub mod topic;
 use thiserror::Error;
 
 pub use kafka::{KafkaSink, SendError, SinkStats};
+pub use log::Reader;
 pub use settings::KafkaConfig;
 
 /// Why the sink could not start or stop cleanly.

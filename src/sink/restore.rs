@@ -10,12 +10,12 @@
 use std::collections::HashMap;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::consumer::Consumer;
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::topic::{METADATA_TIMEOUT, partition_for};
-use super::{KafkaConfig, SinkError};
+use super::topic::{METADATA_TIMEOUT, widest_window};
+use super::{KafkaConfig, Reader, SinkError};
 use crate::aggregate::Windows;
 use crate::codec::bar::{self, Bar};
 use crate::codec::trade::Pubkey;
@@ -28,7 +28,7 @@ pub const RESTORE_TIMEOUT: Duration = Duration::from_secs(30);
 /// The latest update of every series found in the topic's recent past.
 pub fn last_states(config: &KafkaConfig, windows: &Windows, partitions: i32) -> Result<Vec<Bar>, SinkError> {
     let group = format!("klinecast-restore-{}", std::process::id());
-    let consumer: BaseConsumer = config.reader(&group).create().map_err(SinkError::Config)?;
+    let consumer: Reader = config.create_reader(&group).map_err(SinkError::Config)?;
     let unreachable = |source| SinkError::Unreachable { brokers: config.brokers.clone(), source };
     let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
     let mut times = TopicPartitionList::new();
@@ -38,14 +38,7 @@ pub fn last_states(config: &KafkaConfig, windows: &Windows, partitions: i32) -> 
         if high <= low {
             continue;
         }
-        let widest = windows
-            .seconds()
-            .iter()
-            .enumerate()
-            .filter(|(i, _)| partition_for(*i, partitions) == partition)
-            .map(|(_, &w)| i64::from(w))
-            .max()
-            .unwrap_or(1);
+        let widest = i64::from(widest_window(windows.seconds(), partitions, partition));
         let since_ms = now_ms - (widest + 60) * 1000;
         times.add_partition_offset(&config.topic, partition, Offset::Offset(since_ms)).map_err(unreachable)?;
         ends.insert(partition, high);
@@ -76,7 +69,7 @@ pub fn last_states(config: &KafkaConfig, windows: &Windows, partitions: i32) -> 
 
 /// Reads until every partition reached its end offset (or the timeout),
 /// keeping the highest-`seq` update per series.
-fn read_until(consumer: &BaseConsumer, ends: &mut HashMap<i32, i64>) -> Vec<Bar> {
+fn read_until(consumer: &Reader, ends: &mut HashMap<i32, i64>) -> Vec<Bar> {
     let mut latest: HashMap<(Pubkey, u32), Bar> = HashMap::new();
     let deadline = Instant::now() + RESTORE_TIMEOUT;
     while !ends.is_empty() && Instant::now() < deadline {

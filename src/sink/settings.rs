@@ -26,6 +26,9 @@ impl KafkaConfig {
         // A metadata lookup must never create a topic with the broker's
         // default layout: klinecast creates it with one partition per window.
         config.set("allow.auto.create.topics", "false");
+        // After a broker outage, reconnect within a second rather than the
+        // default 10 s backoff: bars should resume promptly.
+        config.set("reconnect.backoff.max.ms", "1000");
         config
     }
 
@@ -89,6 +92,11 @@ impl KafkaConfig {
         // librdkafka would report each one as an error event.
         c.set("enable.partition.eof", "false");
         self.finish(c)
+    }
+
+    /// A [`Reader`](super::Reader) with [`reader`](Self::reader)'s settings.
+    pub fn create_reader(&self, group_id: &str) -> rdkafka::error::KafkaResult<super::Reader> {
+        self.reader(group_id).create_with_context(super::log::KafkaLog)
     }
 
     /// The admin client that creates the topic.

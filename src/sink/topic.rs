@@ -4,10 +4,11 @@
 use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::{Client, ClientContext, DefaultClientContext};
+use rdkafka::client::{Client, ClientContext};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::util::Timeout;
 
+use super::log::KafkaLog;
 use super::{KafkaConfig, SinkError};
 
 /// How long start-up waits for the broker before giving up.
@@ -21,6 +22,12 @@ pub fn key_for(window_s: u32) -> String {
 /// The partition of the window at `index` in the window list.
 pub fn partition_for(index: usize, partitions: i32) -> i32 {
     (index % partitions.max(1) as usize) as i32
+}
+
+/// The widest window whose bars go to `partition` (1 if none do).
+pub fn widest_window(windows: &[u32], partitions: i32, partition: i32) -> u32 {
+    let on_partition = windows.iter().enumerate().filter(|(i, _)| partition_for(*i, partitions) == partition);
+    on_partition.map(|(_, &w)| w).max().unwrap_or(1)
 }
 
 /// Number of partitions of `topic`, or `None` if it does not exist.
@@ -44,7 +51,7 @@ pub fn partition_count<C: ClientContext>(client: &Client<C>, config: &KafkaConfi
 /// returns its partition count. Call from a thread that is not pinned: the
 /// admin client's threads inherit the caller's CPU affinity.
 pub fn ensure_topic(config: &KafkaConfig, partitions: i32) -> Result<i32, SinkError> {
-    let admin: AdminClient<DefaultClientContext> = config.admin().create().map_err(SinkError::Config)?;
+    let admin: AdminClient<KafkaLog> = config.admin().create_with_context(KafkaLog).map_err(SinkError::Config)?;
     if let Some(count) = partition_count(admin.inner(), config)? {
         return Ok(count);
     }
@@ -60,20 +67,25 @@ pub fn ensure_topic(config: &KafkaConfig, partitions: i32) -> Result<i32, SinkEr
         }
     }
     tracing::info!(topic = %config.topic, partitions, "created topic");
-    // Metadata can lag creation for a moment on the broker side.
+    // Right after creation the broker may still be electing partition
+    // leaders: metadata can miss the topic or report a leader error for a
+    // moment. Those are retried; only the last answer counts.
+    let mut last = Err(SinkError::Topic { topic: config.topic.clone(), reason: "not visible in metadata".into() });
     for _ in 0..50 {
-        if let Some(count) = partition_count(admin.inner(), config)? {
-            return Ok(count);
+        match partition_count(admin.inner(), config) {
+            Ok(Some(count)) => return Ok(count),
+            Ok(None) => {}
+            Err(error) => last = Err(error),
         }
         std::thread::sleep(Duration::from_millis(100));
     }
-    Err(SinkError::Topic { topic: config.topic.clone(), reason: "created but not visible in metadata".into() })
+    last
 }
 
 /// Whether the broker answers: the topic's partition count (0 if absent),
 /// or the error as text. Blocking: call from a worker thread.
 pub fn probe(config: &KafkaConfig) -> Result<i32, String> {
-    let admin: AdminClient<DefaultClientContext> = config.admin().create().map_err(|e| e.to_string())?;
+    let admin: AdminClient<KafkaLog> = config.admin().create_with_context(KafkaLog).map_err(|e| e.to_string())?;
     partition_count(admin.inner(), config).map(Option::unwrap_or_default).map_err(|e| e.to_string())
 }
 
@@ -88,5 +100,8 @@ mod tests {
         assert_eq!((0..4).map(|i| partition_for(i, 4)).collect::<Vec<_>>(), [0, 1, 2, 3]);
         assert_eq!((0..4).map(|i| partition_for(i, 3)).collect::<Vec<_>>(), [0, 1, 2, 0]);
         assert_eq!(partition_for(3, 1), 0);
+        assert_eq!(widest_window(&[1, 60, 300, 3600], 2, 0), 300);
+        assert_eq!(widest_window(&[1, 60, 300, 3600], 4, 3), 3600);
+        assert_eq!(widest_window(&[1], 4, 2), 1);
     }
 }

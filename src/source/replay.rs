@@ -2,11 +2,19 @@
 //! event, the way `solana logs` and `logsSubscribe` print them. The prefix is
 //! optional; other log lines, blank lines and `#` comments are skipped; lines
 //! that look like data but do not decode are counted, never fatal.
+//!
+//! Reading happens on a thread of its own: a file or a pipe (`solana logs |
+//! klinecast ingest --replay-file -`) may block, and the ingest core must not.
+//! Records reach the ingest loop through a bounded queue; when it is full
+//! the reader waits, so a fast file never outruns ingest.
 
 use std::fmt;
 use std::fs::File;
 use std::io::{self, BufRead, BufReader};
 use std::path::PathBuf;
+use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError};
+use std::thread;
+use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
@@ -107,61 +115,111 @@ impl fmt::Display for ReplayStats {
     }
 }
 
-/// Reads `Program data:` lines and hands out the decoded records.
+/// Records read ahead of the ingest loop; when full, the reader thread waits.
+pub const RECORD_QUEUE: usize = 16_384;
+
+/// What the reader thread sends.
+enum Item {
+    /// One decoded record.
+    Record(Vec<u8>),
+    /// End of input, with the final counts.
+    End(ReplayStats),
+}
+
+/// Hands out records read by the reader thread.
 pub struct ReplaySource {
-    reader: Box<dyn BufRead + Send>,
-    /// Raw bytes of the current line, reused.
-    line: Vec<u8>,
-    /// Decoded record of the current line, reused.
-    record: Vec<u8>,
+    items: Receiver<Item>,
     stats: ReplayStats,
     finished: bool,
 }
 
+/// How long `fill` tells the ingest loop to wait when nothing is ready.
+const IDLE_WAIT: Duration = Duration::from_millis(2);
+
 impl ReplaySource {
-    /// Opens the file (or standard input for `-`).
+    /// Opens the file (or standard input for `-`) and starts reading it.
     pub fn open(config: &ReplayConfig) -> io::Result<Self> {
         let reader: Box<dyn BufRead + Send> = if config.path.as_os_str() == "-" {
             Box::new(BufReader::new(io::stdin()))
         } else {
             Box::new(BufReader::new(File::open(&config.path)?))
         };
-        Ok(Self::from_reader(reader))
+        Self::from_reader(reader)
     }
 
     /// A replay over any reader (tests, fuzzing).
-    pub fn from_reader(reader: Box<dyn BufRead + Send>) -> Self {
-        Self { reader, line: Vec::new(), record: Vec::new(), stats: ReplayStats::default(), finished: false }
+    pub fn from_reader(reader: Box<dyn BufRead + Send>) -> io::Result<Self> {
+        let (send, items) = mpsc::sync_channel(RECORD_QUEUE);
+        thread::Builder::new().name("replay-reader".into()).spawn(move || LineReader::new(reader).run(&send))?;
+        Ok(Self { items, stats: ReplayStats::default(), finished: false })
     }
 
-    /// Counts so far.
+    /// Counts of the whole replay, once it has finished.
     pub fn stats(&self) -> &ReplayStats {
         &self.stats
     }
 
-    /// Hands out up to `max` records. Read errors end the replay (logged).
+    /// Hands out up to `max` records that are ready, without waiting.
     pub fn fill(&mut self, max: usize, mut on_record: impl FnMut(&[u8])) -> Filled {
         let mut handed = 0;
         while handed < max && !self.finished {
+            match self.items.try_recv() {
+                Ok(Item::Record(record)) => {
+                    on_record(&record);
+                    handed += 1;
+                }
+                Ok(Item::End(stats)) => {
+                    self.stats = stats;
+                    self.finished = true;
+                }
+                Err(TryRecvError::Empty) if handed == 0 => return Filled::Idle(IDLE_WAIT),
+                Err(TryRecvError::Empty) => break,
+                Err(TryRecvError::Disconnected) => self.finished = true,
+            }
+        }
+        if handed == 0 && self.finished { Filled::Finished } else { Filled::Records(handed) }
+    }
+}
+
+/// The reader thread's side: lines in, records out.
+struct LineReader {
+    reader: Box<dyn BufRead + Send>,
+    /// Raw bytes of the current line, reused.
+    line: Vec<u8>,
+    /// Decoded record of the current line, reused.
+    record: Vec<u8>,
+    stats: ReplayStats,
+}
+
+impl LineReader {
+    fn new(reader: Box<dyn BufRead + Send>) -> Self {
+        Self { reader, line: Vec::new(), record: Vec::new(), stats: ReplayStats::default() }
+    }
+
+    /// Reads to the end of input (or a read error, logged), sending each
+    /// record; stops early if the ingest side went away.
+    fn run(mut self, send: &SyncSender<Item>) {
+        loop {
             match read_bounded_line(&mut self.reader, &mut self.line) {
-                Ok(None) => self.finished = true,
+                Ok(None) => break,
                 Ok(Some(too_long)) => {
                     self.stats.lines += 1;
                     if too_long {
                         self.bad(BadLine::TooLong { line: self.stats.lines });
                     } else if self.decode_line() {
-                        on_record(&self.record);
                         self.stats.records += 1;
-                        handed += 1;
+                        if send.send(Item::Record(self.record.clone())).is_err() {
+                            return;
+                        }
                     }
                 }
                 Err(error) => {
                     tracing::error!(%error, line = self.stats.lines + 1, "replay read failed; ending the replay");
-                    self.finished = true;
+                    break;
                 }
             }
         }
-        if handed == 0 && self.finished { Filled::Finished } else { Filled::Records(handed) }
+        let _ = send.send(Item::End(self.stats));
     }
 
     /// Decodes the current line into `record`; false if it holds no record.
@@ -229,7 +287,7 @@ mod tests {
     use super::*;
 
     fn replay(text: &'static str) -> (Vec<Vec<u8>>, ReplayStats) {
-        let mut source = ReplaySource::from_reader(Box::new(io::Cursor::new(text.as_bytes())));
+        let mut source = ReplaySource::from_reader(Box::new(io::Cursor::new(text.as_bytes()))).unwrap();
         let mut records = Vec::new();
         while source.fill(2, |r| records.push(r.to_vec())) != Filled::Finished {}
         (records, source.stats().clone())
@@ -262,7 +320,8 @@ mod tests {
         assert_eq!(records.len(), 1, "the NUL line is a bare token that fails base64");
         assert_eq!(stats.first_bad[0], BadLine::TooLong { line: 1 });
         let mut source =
-            ReplaySource::from_reader(Box::new(io::Cursor::new(vec![0xff, 0xfe, b'\n', b'A', b'A', b'E', b'C'])));
+            ReplaySource::from_reader(Box::new(io::Cursor::new(vec![0xff, 0xfe, b'\n', b'A', b'A', b'E', b'C'])))
+                .unwrap();
         let mut n = 0;
         while source.fill(8, |_| n += 1) != Filled::Finished {}
         assert_eq!((n, source.stats().first_bad.clone()), (1, vec![BadLine::NotUtf8 { line: 1 }]));

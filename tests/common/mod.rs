@@ -264,6 +264,17 @@ pub fn send(ws: &mut Ws, message: tungstenite::Message) -> serde_json::Value {
     panic!("no reply");
 }
 
+/// Per (mint, window): `seq` numbers strictly consecutive (nothing lost,
+/// nothing repeated).
+pub fn assert_no_gaps(bars: &[Bar]) {
+    let mut last: std::collections::BTreeMap<([u8; 32], u32), u64> = std::collections::BTreeMap::new();
+    for bar in bars {
+        if let Some(prev) = last.insert((bar.mint, bar.window_s), bar.seq) {
+            assert_eq!(bar.seq, prev + 1, "gap in the {} s series of a mint", bar.window_s);
+        }
+    }
+}
+
 /// The bars among frames, decoded.
 pub fn bars(frames: &[Frame]) -> Vec<Bar> {
     frames

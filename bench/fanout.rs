@@ -1,0 +1,3 @@
+//! Benchmark placeholder: see scripts/bench.sh.
+
+fn main() {}
