@@ -8,6 +8,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/setup.sh"
 cd "$REPO_ROOT"
 
 setup_check_tools
+setup_apt libssl-dev pkg-config
 setup_web
 setup_kafka
 say "building klinecast (release)"

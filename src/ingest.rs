@@ -92,8 +92,8 @@ impl fmt::Display for IngestReport {
         let a = &self.aggregate;
         write!(
             f,
-            "{}; decoded {}, rejected {} (short {}, other event {}, bad bool {}), no price {}, mint limit {}, \
-             late {:?}, other shard {}; {} updates ({} closing), {} sent, {} failed, {} unflushed",
+            "{}; decoded {}, rejected {} (short {}, other event {}, bad bool {}), no price {}, bad timestamp {}, \
+             mint limit {}, late {:?}, other shard {}; {} updates ({} closing), {} sent, {} failed, {} unflushed",
             self.source,
             self.decoded,
             self.rejected.iter().sum::<u64>(),
@@ -101,6 +101,7 @@ impl fmt::Display for IngestReport {
             self.rejected[1],
             self.rejected[2],
             a.no_price,
+            a.bad_timestamp,
             a.mint_limit,
             a.late_by_window,
             self.other_shard,

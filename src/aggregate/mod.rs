@@ -27,6 +27,11 @@ use crate::codec::bar::Bar;
 use crate::codec::trade::{Pubkey, TradeEvent};
 pub use windows::Windows;
 
+/// Trade timestamps accepted: unix seconds from 0 to 2^40 (year 36812).
+/// Anything else is corrupt input, refused before bar arithmetic could
+/// overflow.
+pub const VALID_TIMESTAMPS_S: std::ops::Range<i64> = 0..(1 << 40);
+
 /// Default bound on distinct mints tracked by one aggregator.
 pub const DEFAULT_MAX_MINTS: usize = 100_000;
 
@@ -50,6 +55,9 @@ pub enum Rejected {
     /// memory stays bounded.
     #[error("mint limit reached; trade for a new mint dropped")]
     MintLimit,
+    /// A timestamp outside [`VALID_TIMESTAMPS_S`].
+    #[error("trade timestamp out of range")]
+    BadTimestamp,
 }
 
 /// Counters of what the aggregator did, for logs and `/metrics`.
@@ -63,6 +71,8 @@ pub struct AggregateStats {
     pub no_price: u64,
     /// Trades dropped because the mint limit was reached.
     pub mint_limit: u64,
+    /// Trades refused for a timestamp outside [`VALID_TIMESTAMPS_S`].
+    pub bad_timestamp: u64,
     /// Updates emitted, closing ones included.
     pub updates: u64,
     /// Closing updates emitted.
@@ -147,6 +157,10 @@ impl Aggregator {
             self.stats.no_price += 1;
             Rejected::NoPrice
         })?;
+        if !VALID_TIMESTAMPS_S.contains(&trade.timestamp) {
+            self.stats.bad_timestamp += 1;
+            return Err(Rejected::BadTimestamp);
+        }
         let first = self.series_of(&trade.mint)?;
         self.advance_clock(trade.timestamp, out);
         let mut applied = false;

@@ -13,8 +13,8 @@ use std::time::Duration;
 
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::{TcpListener, TcpStream};
+use glommio::spawn_local;
 use glommio::timer::{sleep, timeout};
-use glommio::{GlommioError, spawn_local};
 
 use super::api;
 use super::config::{Fanout as FanoutMode, GatewayConfig};
@@ -101,22 +101,16 @@ pub async fn run_shard(
         }
         _ => None,
     };
+    // The accept loop runs until shutdown; it is never interrupted while an
+    // accept is in flight (a cancelled io_uring accept can complete anyway
+    // and leave a connection nobody serves).
+    let acceptor = spawn_local(accept_loop(shard.clone(), listener));
     while !shard.shutdown.requested() {
-        let accepted = timeout(SHUTDOWN_CHECK, async { listener.accept().await.map(Some) }).await;
-        let stream = match accepted {
-            Ok(Some(stream)) => stream,
-            Ok(None) | Err(GlommioError::TimedOut(_)) => continue,
-            Err(error) => {
-                // EMFILE and friends: back off instead of spinning.
-                tracing::warn!(%error, "accept failed");
-                sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        spawn_local(serve_connection(shard.clone(), stream)).detach();
+        sleep(SHUTDOWN_CHECK).await;
     }
-    // Stop accepting first, then say goodbye to every session (1001).
-    drop(listener);
+    // Stop accepting first (the listener closes with its task), then say
+    // goodbye to every session (1001).
+    drop(acceptor);
     session::close_all(&shard).await;
     drop((poller, sweeper, pusher));
     if let Some(feed) = shard.feed.borrow_mut().take() {
@@ -130,6 +124,21 @@ impl Shard {
     /// The shard feed, if it started.
     pub fn feed(&self) -> Option<Rc<Feed>> {
         self.feed.borrow().clone()
+    }
+}
+
+async fn accept_loop(shard: Rc<Shard>, listener: TcpListener) {
+    loop {
+        match listener.accept().await {
+            Ok(stream) => {
+                spawn_local(serve_connection(shard.clone(), stream)).detach();
+            }
+            Err(error) => {
+                // EMFILE and friends: back off instead of spinning.
+                tracing::warn!(%error, "accept failed");
+                sleep(Duration::from_millis(50)).await;
+            }
+        }
     }
 }
 

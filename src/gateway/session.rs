@@ -241,7 +241,10 @@ pub async fn run(shard: Rc<Shard>, stream: TcpStream, part: Vec<u8>, json: bool)
             (&mut reading).await;
             true
         },
-        async { !(&mut writing).await },
+        async {
+            (&mut writing).await;
+            false
+        },
     )
     .await;
     shard.sessions.live.borrow_mut().remove(&id);
@@ -256,7 +259,7 @@ pub async fn run(shard: Rc<Shard>, stream: TcpStream, part: Vec<u8>, json: bool)
 
 /// Sends the outbox to the socket until it is finished and drained, the
 /// socket fails, or a send makes no progress for [`SEND_TIMEOUT`].
-async fn write_loop(metrics: &Metrics, session: &Session, sink: &mut Outgoing) -> bool {
+async fn write_loop(metrics: &Metrics, session: &Session, sink: &mut Outgoing) {
     while let Some(message) = session.outbox.next().await {
         let len = message.len();
         let closing = matches!(message, Message::Close(_));
@@ -270,9 +273,15 @@ async fn write_loop(metrics: &Metrics, session: &Session, sink: &mut Outgoing) -
             break;
         }
         metrics.frame_sent(len);
-        let idle = session.outbox.is_empty();
-        if idle && !matches!(timeout(SEND_TIMEOUT, async { Ok(sink.flush().await) }).await, Ok(Ok(()))) {
-            break;
+        if session.outbox.is_empty() {
+            let flushed = timeout(SEND_TIMEOUT, async { Ok(sink.flush().await) }).await;
+            if let Err(GlommioError::TimedOut(_)) = flushed {
+                Metrics::inc(&metrics.slow_closes);
+                break;
+            }
+            if !matches!(flushed, Ok(Ok(()))) {
+                break;
+            }
         }
         if closing {
             break;
@@ -281,7 +290,6 @@ async fn write_loop(metrics: &Metrics, session: &Session, sink: &mut Outgoing) -
     session.outbox.abort();
     // A last flush and TCP shutdown, bounded: the client may not read.
     let _ = timeout(CLOSE_TIMEOUT, async { Ok(sink.close(None).await) }).await;
-    false
 }
 
 /// The shard's liveness sweep: pings sessions silent for a ping interval and
