@@ -222,3 +222,365 @@ fn restore_continues_an_open_bar_without_resetting_it() {
     );
     assert!(!b.restore(&last), "an older state never replaces a newer one");
 }
+
+/// The aggregator as first written: each series an `Option<Bar>`, and every
+/// clock move that closes something scans all series. Slow and plainly
+/// right; the real one keeps its state differently for speed and must emit
+/// exactly the same bars, in the same order, with the same counters.
+struct Model {
+    windows: Vec<i64>,
+    mints: Vec<Pubkey>,
+    /// Per series: open bar, last seq, dirty.
+    series: Vec<(Option<Bar>, u64, bool)>,
+    clock_s: i64,
+    policy: EmitPolicy,
+    dirty: Vec<usize>,
+    max_mints: usize,
+    stats: AggregateStats,
+}
+
+impl Model {
+    fn new(windows: &Windows, policy: EmitPolicy, max_mints: usize) -> Self {
+        Self {
+            windows: windows.seconds().iter().map(|&w| i64::from(w)).collect(),
+            mints: Vec::new(),
+            series: Vec::new(),
+            clock_s: i64::MIN,
+            policy,
+            dirty: Vec::new(),
+            max_mints,
+            stats: AggregateStats { late_by_window: vec![0; windows.len()], ..Default::default() },
+        }
+    }
+
+    fn first(&mut self, mint: &Pubkey) -> Result<usize, Rejected> {
+        let n = self.windows.len();
+        if let Some(i) = self.mints.iter().position(|m| m == mint) {
+            return Ok(i * n);
+        }
+        if self.mints.len() >= self.max_mints {
+            self.stats.mint_limit += 1;
+            return Err(Rejected::MintLimit);
+        }
+        self.mints.push(*mint);
+        self.series.resize(self.mints.len() * n, (None, 0, false));
+        Ok((self.mints.len() - 1) * n)
+    }
+
+    fn emit(&mut self, idx: usize, bar: Bar, out: &mut Vec<Bar>) {
+        self.series[idx].1 += 1;
+        self.stats.updates += 1;
+        out.push(Bar { seq: self.series[idx].1, ..bar });
+    }
+
+    fn apply(&mut self, t: &TradeEvent, out: &mut Vec<Bar>) -> Result<(), Rejected> {
+        let Some(price) = t.price_sol_per_token() else {
+            self.stats.no_price += 1;
+            return Err(Rejected::NoPrice);
+        };
+        if !VALID_TIMESTAMPS_S.contains(&t.timestamp) {
+            self.stats.bad_timestamp += 1;
+            return Err(Rejected::BadTimestamp);
+        }
+        let first = self.first(&t.mint)?;
+        self.advance_clock(t.timestamp, out);
+        let mut applied = false;
+        for w in 0..self.windows.len() {
+            let len = self.windows[w];
+            let open_time_s = t.timestamp.div_euclid(len) * len;
+            if open_time_s + len <= self.clock_s {
+                self.stats.late_by_window[w] += 1;
+                continue;
+            }
+            applied = true;
+            let idx = first + w;
+            let mut bar = self.series[idx].0.unwrap_or(Bar {
+                mint: t.mint,
+                open_time_s,
+                window_s: len as u32,
+                trades: 0,
+                open: price,
+                high: price,
+                low: price,
+                close: price,
+                volume_lamports: 0,
+                volume_tokens: 0,
+                buy_volume_lamports: 0,
+                seq: 0,
+                produced_ns: 0,
+                closed: false,
+            });
+            bar.high = bar.high.max(price);
+            bar.low = bar.low.min(price);
+            bar.close = price;
+            bar.trades += 1;
+            bar.volume_lamports = bar.volume_lamports.saturating_add(t.sol_amount);
+            bar.volume_tokens = bar.volume_tokens.saturating_add(t.token_amount);
+            if t.is_buy {
+                bar.buy_volume_lamports = bar.buy_volume_lamports.saturating_add(t.sol_amount);
+            }
+            self.series[idx].0 = Some(bar);
+            match self.policy {
+                EmitPolicy::EveryChange => self.emit(idx, bar, out),
+                EmitPolicy::Coalesce if !self.series[idx].2 => {
+                    self.series[idx].2 = true;
+                    self.dirty.push(idx);
+                }
+                EmitPolicy::Coalesce => {}
+            }
+        }
+        if applied {
+            self.stats.trades_applied += 1;
+        }
+        Ok(())
+    }
+
+    fn advance_clock(&mut self, now_s: i64, out: &mut Vec<Bar>) {
+        if now_s > self.clock_s {
+            self.clock_s = now_s;
+            self.close_where(|end_s| end_s <= now_s, out);
+        }
+    }
+
+    fn close_all(&mut self, out: &mut Vec<Bar>) {
+        self.close_where(|_| true, out);
+    }
+
+    fn close_where(&mut self, due: impl Fn(i64) -> bool, out: &mut Vec<Bar>) {
+        for idx in 0..self.series.len() {
+            let Some(bar) = self.series[idx].0 else { continue };
+            if due(bar.open_time_s + i64::from(bar.window_s)) {
+                self.series[idx].0 = None;
+                self.series[idx].2 = false;
+                self.stats.closes += 1;
+                self.emit(idx, Bar { closed: true, ..bar }, out);
+            }
+        }
+    }
+
+    fn flush_changes(&mut self, out: &mut Vec<Bar>) {
+        for idx in std::mem::take(&mut self.dirty) {
+            if std::mem::take(&mut self.series[idx].2)
+                && let Some(bar) = self.series[idx].0
+            {
+                self.emit(idx, bar, out);
+            }
+        }
+    }
+
+    fn restore(&mut self, bar: &Bar) -> bool {
+        let Some(w) = self.windows.iter().position(|&w| w == i64::from(bar.window_s)) else {
+            return false;
+        };
+        let Ok(first) = self.first(&bar.mint) else {
+            return false;
+        };
+        let series = &mut self.series[first + w];
+        if series.1 >= bar.seq {
+            return false;
+        }
+        series.1 = bar.seq;
+        if bar.closed || bar.open_time_s + i64::from(bar.window_s) <= self.clock_s {
+            return true;
+        }
+        series.0 = Some(Bar { produced_ns: 0, ..*bar });
+        true
+    }
+}
+
+/// A small deterministic generator (SplitMix64), so a failure reproduces.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9e37_79b9_7f4a_7c15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+
+    fn below(&mut self, n: u64) -> u64 {
+        self.next() % n
+    }
+}
+
+/// Drives the real aggregator and the model with the same random steps from
+/// `now`, checking after each that both emitted the same bars and counted
+/// the same; returns the clock reached.
+fn same_as_model(
+    agg: &mut Aggregator,
+    model: &mut Model,
+    rng: &mut Rng,
+    mints: u64,
+    steps: usize,
+    mut now: i64,
+) -> i64 {
+    let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+    for step in 0..steps {
+        match rng.below(20) {
+            0 => {
+                now += rng.below(90) as i64;
+                agg.advance_clock(now, &mut ours);
+                model.advance_clock(now, &mut theirs);
+            }
+            1 => {
+                agg.flush_changes(&mut ours);
+                model.flush_changes(&mut theirs);
+            }
+            _ => {
+                now += match rng.below(20) {
+                    0..=11 => 0,
+                    12..=15 => 1,
+                    16..=18 => -(rng.below(6) as i64),
+                    _ => rng.below(4000) as i64,
+                };
+                let mut mint = [0; 32];
+                mint[..8].copy_from_slice(&rng.below(mints).to_le_bytes());
+                let mut t = trade(mint, now, 1 + rng.below(1000), rng.below(10_000_000_000), rng.below(2) == 0);
+                if rng.below(50) == 0 {
+                    t.virtual_token_reserves = 0;
+                }
+                assert_eq!(agg.apply(&t, &mut ours), model.apply(&t, &mut theirs), "step {step}");
+            }
+        }
+        assert_eq!(ours, theirs, "step {step}");
+        assert_eq!((agg.stats(), agg.clock_s(), agg.mint_count()), (&model.stats, model.clock_s, model.mints.len()));
+    }
+    now
+}
+
+#[test]
+fn emits_exactly_what_the_plain_model_emits() {
+    let window_lists = ["1s,1m,5m,1h", "1s", "7s,1m", "2s,3s,5s", "1m,5m,15m,1h,4h,1d"];
+    let mut rng = Rng(7);
+    for case in 0..200 {
+        let windows: Windows = window_lists[case % window_lists.len()].parse().unwrap();
+        let policy = if case % 2 == 0 { EmitPolicy::EveryChange } else { EmitPolicy::Coalesce };
+        // 1 mint, a few, and more than one 64-mint bitset word; some runs
+        // hit the mint limit.
+        let mints = [1, 3, 70, 200][case / 2 % 4];
+        let max_mints = if case % 7 == 0 { 50 } else { DEFAULT_MAX_MINTS };
+        let mut agg = Aggregator::with_max_mints(&windows, policy, max_mints);
+        let mut model = Model::new(&windows, policy, max_mints);
+        let start = 1_770_645_600 + rng.below(3600) as i64;
+        let now = same_as_model(&mut agg, &mut model, &mut rng, mints, 400, start);
+        let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+        agg.close_all(&mut ours);
+        model.close_all(&mut theirs);
+        assert_eq!(ours, theirs, "case {case}: close_all");
+        same_as_model(&mut agg, &mut model, &mut rng, mints, 100, now);
+    }
+}
+
+#[test]
+fn restored_series_continue_as_in_the_model() {
+    let windows: Windows = "1s,1m,5m,1h".parse().unwrap();
+    let mut rng = Rng(11);
+    for case in 0..50 {
+        // A first run; the last update of each open bar is what Kafka holds.
+        let mut before = Aggregator::new(&windows, EmitPolicy::EveryChange);
+        let mut model = Model::new(&windows, EmitPolicy::EveryChange, DEFAULT_MAX_MINTS);
+        same_as_model(&mut before, &mut model, &mut rng, 70, 300, 1_770_645_600);
+        let now = before.clock_s();
+        let last: Vec<Bar> = model.series.iter().filter_map(|&(bar, seq, _)| bar.map(|b| Bar { seq, ..b })).collect();
+        let policy = if case % 2 == 0 { EmitPolicy::EveryChange } else { EmitPolicy::Coalesce };
+        let mut agg = Aggregator::new(&windows, policy);
+        let mut model = Model::new(&windows, policy, DEFAULT_MAX_MINTS);
+        let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+        if case % 3 == 0 {
+            // Restoring after the clock moved: bars that ended are not reopened.
+            agg.advance_clock(now - 30, &mut ours);
+            model.advance_clock(now - 30, &mut theirs);
+        }
+        for bar in &last {
+            assert_eq!(agg.restore(bar), model.restore(bar));
+            assert!(!agg.restore(bar), "a state is restored once");
+        }
+        // Continue from the first run's clock, so no restored bar lies in the
+        // future of a trade.
+        agg.advance_clock(now, &mut ours);
+        model.advance_clock(now, &mut theirs);
+        assert_eq!(ours, theirs, "case {case}: restored bars that ended");
+        same_as_model(&mut agg, &mut model, &mut rng, 70, 300, now);
+        let (mut ours, mut theirs) = (Vec::new(), Vec::new());
+        agg.close_all(&mut ours);
+        model.close_all(&mut theirs);
+        assert_eq!(ours, theirs, "case {case}: close_all");
+    }
+}
+
+#[test]
+fn timestamps_outside_the_valid_range_are_refused() {
+    let mut a = agg("1s,1h");
+    let mut out = Vec::new();
+    for ts in [-1, VALID_TIMESTAMPS_S.end, i64::MIN, i64::MAX] {
+        assert_eq!(a.apply(&trade(A, ts, 100, 1, true), &mut out), Err(Rejected::BadTimestamp));
+    }
+    assert!(out.is_empty());
+    assert_eq!((a.stats().bad_timestamp, a.clock_s(), a.mint_count()), (4, i64::MIN, 0));
+    let edges = [trade(A, 0, 100, 1, true), trade(A, VALID_TIMESTAMPS_S.end - 1, 100, 1, true)];
+    let out = run(&mut a, &edges);
+    assert!(out.iter().all(|b| b.check().is_ok()));
+    assert_eq!(out.len(), 6, "two opens of two windows, and the two bars of 0 closed");
+}
+
+#[test]
+fn a_restored_bar_closes_at_its_own_end() {
+    // The last state in Kafka may be of a bar after the clock (another
+    // process's wall clock ran ahead): it stays open until its own end.
+    let mut a = agg("1m");
+    let restored = Bar {
+        mint: A,
+        open_time_s: 120,
+        window_s: 60,
+        trades: 2,
+        open: price(5),
+        high: price(5),
+        low: price(5),
+        close: price(5),
+        volume_lamports: 1,
+        volume_tokens: 1,
+        buy_volume_lamports: 1,
+        seq: 7,
+        produced_ns: 0,
+        closed: false,
+    };
+    let mut out = Vec::new();
+    a.advance_clock(100, &mut out);
+    assert!(a.restore(&restored));
+    a.advance_clock(179, &mut out);
+    assert!(out.is_empty());
+    a.advance_clock(180, &mut out);
+    assert_eq!(out, [Bar { closed: true, seq: 8, ..restored }]);
+}
+
+#[test]
+fn the_mint_index_finds_every_mint_and_no_other() {
+    let mut index = MintIndex::default();
+    let mut keys: Vec<Pubkey> = Vec::new();
+    let mut rng = Rng(3);
+    let mut key = || {
+        let mut k = [0; 32];
+        k.chunks_exact_mut(8).for_each(|c| c.copy_from_slice(&rng.next().to_le_bytes()));
+        k
+    };
+    for i in 0..5_000 {
+        keys.push(key());
+        index.insert_last(&keys);
+        // Also mints that differ from another in one byte.
+        if i % 100 == 0 {
+            let mut near = keys[keys.len() - 1];
+            near[i % 32] ^= 1;
+            keys.push(near);
+            index.insert_last(&keys);
+        }
+    }
+    assert!(index.entries.len() >= 4 * keys.len());
+    for (slot, mint) in keys.iter().enumerate() {
+        assert_eq!(index.get(mint, &keys), Some(slot));
+    }
+    for _ in 0..1_000 {
+        assert_eq!(index.get(&key(), &keys), None);
+    }
+}

@@ -23,19 +23,25 @@ pub const TOKEN_UNITS_PER_TOKEN: f64 = 1e6;
 /// A 32-byte Solana public key (a mint or a user).
 pub type Pubkey = [u8; 32];
 
-/// One decoded trade. Field order and meaning follow the on-chain event.
+/// One decoded trade; the fields mean what they mean in the on-chain event.
+///
+/// `repr(C)`, and the fields in an order of their own, for the hot loop that
+/// decodes and aggregates (SPEC §7): a `Result<TradeEvent, DecodeError>`
+/// keeps its error in the first 16 bytes of the event, and the compiler then
+/// copies those bytes piecewise; reading them back whole right after stalls
+/// on store-to-load forwarding. So `user`, which aggregation never reads,
+/// comes first, and `is_buy` (whose spare values tag the error) comes last.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(C)]
 pub struct TradeEvent {
+    /// The trader's wallet.
+    pub user: Pubkey,
     /// The token traded.
     pub mint: Pubkey,
     /// SOL paid (buy) or received (sell), in lamports.
     pub sol_amount: u64,
     /// Tokens received (buy) or paid (sell), in raw units (6 decimals).
     pub token_amount: u64,
-    /// `true` for a buy, `false` for a sell.
-    pub is_buy: bool,
-    /// The trader's wallet.
-    pub user: Pubkey,
     /// Block time, unix seconds.
     pub timestamp: i64,
     /// Bonding-curve virtual SOL reserves after the trade, lamports.
@@ -46,6 +52,8 @@ pub struct TradeEvent {
     pub real_sol_reserves: u64,
     /// Real tokens held by the curve after the trade, raw units.
     pub real_token_reserves: u64,
+    /// `true` for a buy, `false` for a sell.
+    pub is_buy: bool,
 }
 
 /// Why a record is not a `TradeEvent`. Small and `Copy`: rejections are normal
@@ -89,6 +97,10 @@ mod offset {
 impl TradeEvent {
     /// Decodes one event record. Trailing bytes (newer program versions) are
     /// ignored.
+    // Inlined into the caller's loop (another crate, without LTO), so the
+    // event is built where the caller keeps it instead of being returned
+    // through memory and copied, and fields the caller never reads cost less.
+    #[inline]
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         let Some(record) = bytes.first_chunk::<TRADE_EVENT_MIN_LEN>() else {
             return Err(DecodeError::TooShort { len: bytes.len() });
@@ -138,6 +150,7 @@ impl TradeEvent {
 
     /// Price in SOL per whole token, from the virtual reserves after the trade.
     /// `None` when the token reserves are zero (no price can be quoted).
+    #[inline]
     pub fn price_sol_per_token(&self) -> Option<f64> {
         if self.virtual_token_reserves == 0 {
             return None;
@@ -149,6 +162,7 @@ impl TradeEvent {
 }
 
 /// Copies `N` bytes at `at` out of a record already checked to be long enough.
+#[inline]
 fn array<const N: usize>(record: &[u8; TRADE_EVENT_MIN_LEN], at: usize) -> [u8; N] {
     let mut out = [0u8; N];
     out.copy_from_slice(&record[at..at + N]);
