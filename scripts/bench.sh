@@ -11,6 +11,14 @@
 # Each benchmark writes bench/results/<name>.json (numbers), <name>.md (its
 # section of the report) and <name>.rows.md (its rows of the SPEC summary).
 # A new benchmark only needs a [[bench]] entry and those three files.
+# bench/plot.py then draws PNGs from the JSON (matplotlib, installed from
+# PyPI into the venv target/bench-venv on first use).
+#
+# Measurements are sensitive to other work on the machine: before each
+# benchmark this waits until the 1-minute load average is below
+# KLINECAST_BENCH_MAX_LOAD (default 1.5), for at most
+# KLINECAST_BENCH_LOAD_WAIT seconds over the whole run (default 1500; 0 = do
+# not wait), then runs anyway. The load is recorded either way.
 set -euo pipefail
 # shellcheck source=scripts/lib/setup.sh
 source "$(dirname "${BASH_SOURCE[0]}")/lib/setup.sh"
@@ -57,14 +65,59 @@ if ! $report_only; then
   setup_kafka
 fi
 
+max_load="${KLINECAST_BENCH_MAX_LOAD:-1.5}"
+wait_budget_s="${KLINECAST_BENCH_LOAD_WAIT:-1500}"
+# Waits (within what is left of the budget) for the 1-minute load average to
+# drop below $max_load; says how long it waited and what the load was.
+wait_for_quiet() {
+  local started=$SECONDS load
+  while :; do
+    load="$(cut -d ' ' -f 1 /proc/loadavg)"
+    if awk -v l="$load" -v m="$max_load" 'BEGIN { exit !(l < m) }'; then break; fi
+    if ((wait_budget_s <= 0)); then
+      say "load $load ≥ $max_load and the wait budget is used up: measuring anyway"
+      break
+    fi
+    ((started == SECONDS)) && say "load $load ≥ $max_load: waiting (up to ${wait_budget_s}s more) for other work to finish"
+    sleep 10
+    wait_budget_s=$((wait_budget_s - 10))
+  done
+  if ((SECONDS > started)); then
+    loads+=("waited $((SECONDS - started)) s for load < $max_load before $1: $(uptime)")
+  fi
+}
+
+# Draws the PNGs from whatever results there are (matplotlib in a venv).
+plot() {
+  local venv="$REPO_ROOT/target/bench-venv"
+  if [[ ! -x "$venv/bin/python" ]] || ! "$venv/bin/python" -c 'import matplotlib' 2>/dev/null; then
+    say "installing matplotlib into target/bench-venv (pip)"
+    if ! { python3 -m venv "$venv" && "$venv/bin/pip" install -q matplotlib >&2; }; then
+      say "could not install matplotlib: no plots this time"
+      return 0
+    fi
+  fi
+  "$venv/bin/python" bench/plot.py "$RESULTS" || say "bench/plot.py failed: plots not updated"
+}
+
 kafka_version="$(sed -n 's:.*<kafka.version>\(.*\)</kafka.version>.*:\1:p' kafka/pom.xml | head -n 1)"
 started="$(date -u '+%Y-%m-%d %H:%M:%S UTC')"
 loads=("start: $(uptime)")
+if ((${#benches[@]} > 0)); then
+  # Build first, so compiling is not part of any measurement's load.
+  say "building the benchmarks (release)"
+  build_args=()
+  for name in "${benches[@]}"; do build_args+=(--bench "$name"); done
+  cargo bench --locked --no-run "${build_args[@]}"
+fi
 for name in "${benches[@]+"${benches[@]}"}"; do
+  wait_for_quiet "$name"
+  loads+=("before $name: $(uptime)")
   say "cargo bench --bench $name"
   cargo bench --locked --bench "$name"
   loads+=("after $name: $(uptime)")
 done
+plot
 
 # --- REPORT.md -------------------------------------------------------------
 row_for() {
@@ -98,7 +151,10 @@ row_for() {
   echo
   echo "## Commands"
   echo
-  echo "Each section below comes from its own command (the Kafka tool's command lines are in its section):"
+  echo "One command reproduces everything: \`scripts/bench.sh\` (or \`scripts/bench.sh <name>...\` for some"
+  echo "benchmarks; the others' latest results stay in this report). It waits for the 1-minute load average to drop"
+  echo "below ${max_load} (at most ${KLINECAST_BENCH_LOAD_WAIT:-1500} s in all) before each benchmark. Each section below"
+  echo "comes from its own command (the Kafka tool's and the servers' command lines are in its section):"
   echo
   echo '```sh'
   echo "scripts/kafka-up.sh"
@@ -123,6 +179,20 @@ row_for() {
     echo "_Measured $(date -u -r "$section" '+%Y-%m-%d %H:%M:%S UTC'); numbers in \`$RESULTS/$name.json\`._"
     sed -n '2,$p' "$section"
   done
+  pngs=()
+  for png in latency.png fanout-memory.png fanout-cpu.png; do
+    [[ -f "$RESULTS/$png" ]] && pngs+=("$png")
+  done
+  if ((${#pngs[@]} > 0)); then
+    echo
+    echo "## Plots"
+    echo
+    echo "Drawn by \`bench/plot.py\` from the JSON results:"
+    echo
+    for png in "${pngs[@]}"; do
+      echo "![$png]($png)"
+    done
+  fi
   if [[ -f "$RESULTS/NOTES.md" ]]; then
     echo
     cat "$RESULTS/NOTES.md"

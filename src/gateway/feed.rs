@@ -16,6 +16,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message as _};
 use rdkafka::{Offset, TopicPartitionList};
 
+use super::arrivals::Arrivals;
 use super::kafka_workers::KafkaWorkers;
 use crate::codec::bar::{ArchivedBar, Bar};
 use crate::codec::trade::Pubkey;
@@ -68,14 +69,16 @@ impl Feed {
         partitions: i32,
         lookback: Duration,
         workers: &KafkaWorkers,
+        arrivals: &Arrivals,
     ) -> Result<Self, String> {
         static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
         let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         let group = format!("klinecast-feed-{}-{n}", std::process::id());
         let (config, topic) = (kafka.clone(), kafka.topic.clone());
         let starts = partition_lookbacks(windows, partitions, lookback);
+        let arrivals = arrivals.clone();
         let assigned = workers
-            .run(move || assign_from(&config, &group, &topic, &starts))
+            .run(move || assign_from(&config, &group, &topic, &starts, &arrivals))
             .await
             .map_err(|e| e.to_string())?
             .map_err(|e| format!("shard feed: {e}"))?;
@@ -202,8 +205,10 @@ fn assign_from(
     group: &str,
     topic: &str,
     lookbacks: &[(i32, i64)],
+    arrivals: &Arrivals,
 ) -> Result<Assigned, KafkaError> {
-    let consumer: Reader = config.create_reader(group)?;
+    let mut consumer: Reader = config.create_reader(group)?;
+    arrivals.watch(&mut consumer);
     let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
     let mut times = TopicPartitionList::new();
     let mut live_from = HashMap::new();

@@ -10,9 +10,11 @@
 //! - [`outbox`]: a connection's bounded outbound queue.
 //! - [`api`]: `/api/klines`, `/api/mints`.
 //! - [`kafka_workers`]: threads for blocking Kafka client work.
+//! - [`arrivals`]: wakes the shard's poller when a consumer has messages.
 //! - [`metrics`]: counters and `/metrics`.
 
 pub mod api;
+pub mod arrivals;
 pub mod config;
 pub mod fanout;
 pub mod feed;

@@ -17,6 +17,7 @@ use glommio::spawn_local;
 use glommio::timer::{sleep, timeout};
 
 use super::api;
+use super::arrivals::Arrivals;
 use super::config::{Fanout as FanoutMode, GatewayConfig};
 use super::fanout::{self, Fanout};
 use super::feed::Feed;
@@ -47,6 +48,8 @@ pub struct Shard {
     pub metrics: Arc<Metrics>,
     /// Threads for blocking Kafka work.
     pub workers: KafkaWorkers,
+    /// Wakes the poller when one of the shard's consumers has messages.
+    pub arrivals: Arrivals,
     /// Partitions of the topic, for window → partition.
     pub partitions: i32,
     /// Open connections of this shard.
@@ -79,6 +82,7 @@ pub async fn run_shard(
         config,
         metrics,
         workers,
+        arrivals: Arrivals::default(),
         partitions,
         open: Cell::new(0),
         per_ip: RefCell::new(HashMap::new()),
@@ -89,7 +93,15 @@ pub async fn run_shard(
         shutdown,
     });
     let windows = shard.config.windows.seconds().to_vec();
-    match Feed::start(&shard.config.kafka, &windows, partitions, shard.config.history_lookback, &shard.workers).await {
+    let feed = Feed::start(
+        &shard.config.kafka,
+        &windows,
+        partitions,
+        shard.config.history_lookback,
+        &shard.workers,
+        &shard.arrivals,
+    );
+    match feed.await {
         Ok(feed) => *shard.feed.borrow_mut() = Some(Rc::new(feed)),
         Err(error) => tracing::error!(%error, "shard feed did not start: no history, mints or shared fan-out"),
     }

@@ -62,8 +62,11 @@ pub const MAX_SUBSCRIPTIONS: usize = 8;
 /// Kafka messages taken from one consumer per poller pass, so one busy
 /// client cannot starve the others.
 const MAX_MESSAGES_PER_PASS: usize = 64;
-/// Poller sleep after a pass that found nothing.
-const POLL_IDLE: Duration = Duration::from_millis(1);
+/// Longest poller wait after a pass that found nothing: consumers wake it
+/// when a message arrives ([`Arrivals`](super::arrivals::Arrivals)); this
+/// bounds the wait for what no message announces (an outbox with room again
+/// for bars held back, history look-ups).
+const POLL_IDLE: Duration = Duration::from_millis(5);
 /// Longest wait for the closing handshake's last flush.
 const CLOSE_TIMEOUT: Duration = Duration::from_secs(1);
 /// A send that makes no progress for this long ends the session.
@@ -550,9 +553,14 @@ async fn ensure_consumer(shard: &Rc<Shard>, session: &Rc<Session>) -> Result<Arc
     // A group id unique to this consumer: librdkafka wants one for assign(),
     // and sharing one would make clients steal each other's messages.
     let group = format!("klinecast-gw-{}-{}", std::process::id(), NEXT_CONSUMER.fetch_add(1, Ordering::Relaxed));
+    let arrivals = shard.arrivals.clone();
     let created = shard
         .workers
-        .run(move || config.create_reader(&group))
+        .run(move || {
+            let mut consumer = config.create_reader(&group)?;
+            arrivals.watch(&mut consumer);
+            Ok::<_, rdkafka::error::KafkaError>(consumer)
+        })
         .await
         .map_err(|e| e.to_string())?
         .map_err(|e| format!("could not create a Kafka consumer: {e}"))?;
@@ -615,7 +623,7 @@ pub async fn poll_consumers(shard: Rc<Shard>) {
             }
         }
         if moved == 0 {
-            sleep(POLL_IDLE).await;
+            shard.arrivals.wait(POLL_IDLE).await;
         } else {
             // Let the writers that were just woken send before the next pass.
             futures_lite::future::yield_now().await;
