@@ -38,7 +38,10 @@ use crate::runtime::{self, Executor, RuntimeError, Shutdown};
 use crate::sink::SinkError;
 
 /// Threads for blocking Kafka work (consumer creation, offset look-ups).
-const KAFKA_WORKER_THREADS: usize = 2;
+/// Each job mostly waits for broker round trips, so several run at once:
+/// with two, per-client mode created consumers at about 50 a second and a
+/// burst of 2,000 subscriptions waited up to 40 s for theirs.
+const KAFKA_WORKER_THREADS: usize = 8;
 
 /// Why the gateway did not start.
 #[derive(Debug, Error)]
