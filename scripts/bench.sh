@@ -63,6 +63,7 @@ mkdir -p "$RESULTS"
 if ! $report_only; then
   setup_check_tools
   setup_kafka
+  prune_old_topics klinecast-bench-
 fi
 
 max_load="${KLINECAST_BENCH_MAX_LOAD:-1.5}"

@@ -10,6 +10,7 @@ setup_check_tools
 setup_apt python3-pytest chromium libssl-dev pkg-config
 setup_web
 setup_kafka
+prune_old_topics it-
 
 say "cargo fmt --check"
 cargo fmt --all -- --check

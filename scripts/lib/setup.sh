@@ -47,3 +47,24 @@ setup_kafka() {
   say "starting Kafka (scripts/kafka-up.sh)"
   "$REPO_ROOT/scripts/kafka-up.sh" >/dev/null
 }
+
+# Deletes topics an earlier test or benchmark run left on the local broker:
+# names starting with one of the given prefixes whose embedded time (the
+# first number of 10 or more digits: unix seconds, or nanoseconds) is over
+# an hour old. Each run creates fresh topics; without this the broker's
+# start-up slows down as thousands of partitions pile up. Never fatal.
+prune_old_topics() {
+  local brokers="127.0.0.1:${KAFKA_PORT:-9092}" cutoff old prefixes
+  prefixes="$(IFS='|'; echo "$*")"
+  cutoff=$(($(date +%s) - 3600))
+  old="$("$REPO_ROOT/scripts/kafka-tool.sh" topics --bootstrap-server "$brokers" --list 2>/dev/null |
+    awk -v cutoff="$cutoff" -v prefixes="^($prefixes)" '
+      $0 ~ prefixes {
+        n = split($0, parts, "-")
+        for (i = 1; i <= n; i++) if (parts[i] ~ /^[0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9][0-9]+$/) { if (substr(parts[i], 1, 10) + 0 < cutoff) print $0; break }
+      }' | paste -sd '|')" || return 0
+  [[ -n "$old" ]] || return 0
+  say "deleting $(tr '|' '\n' <<<"$old" | wc -l) topics of earlier runs (older than an hour)"
+  "$REPO_ROOT/scripts/kafka-tool.sh" topics --bootstrap-server "$brokers" --delete --topic "^($old)\$" >/dev/null 2>&1 ||
+    say "could not delete them (continuing)"
+}
