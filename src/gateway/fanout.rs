@@ -8,7 +8,7 @@
 use std::cell::{OnceCell, RefCell};
 use std::collections::HashMap;
 use std::rc::Rc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use glommio::timer::sleep;
@@ -213,26 +213,43 @@ pub fn drain_feed(shard: &Shard, feed: &Feed) -> usize {
 
 /// Sends one update to every session subscribed to its series.
 pub fn deliver(shard: &Shard, frame: &SharedFrame) {
-    for id in shard.fanout.subscribers(&frame.series) {
+    deliver_to(shard, frame, &shard.fanout.subscribers(&frame.series));
+}
+
+/// Sends one update to the sessions `ids`.
+fn deliver_to(shard: &Shard, frame: &SharedFrame, ids: &[u64]) {
+    for &id in ids {
         if let Some(session) = shard.sessions.get(id) {
             session.push_shared(shard, frame);
         }
     }
 }
 
+/// Sessions handed an update before the push yields to their writers.
+/// Bounds the outbox memory a push holds at once (see [`push_loop`]);
+/// small enough for that, large enough that yielding costs little.
+const PUSH_BATCH_SESSIONS: usize = 256;
+
 /// Shared mode with a push interval: once per interval, sends what was held.
 pub async fn push_loop(shard: Rc<Shard>, interval: Duration) {
+    let mut started = Instant::now();
     while !shard.shutdown.requested() {
-        // Counted from the end of the previous push, not on a fixed grid: a
-        // late push never makes the next one early, so no series gets two
-        // updates within one interval.
-        sleep(interval).await;
-        let frames = shard.fanout.take_held();
-        for (i, frame) in frames.iter().enumerate() {
-            deliver(&shard, frame);
-            if i % 256 == 255 {
-                // Long pushes to many sessions: let accepts and reads run.
-                glommio::yield_if_needed().await;
+        // Counted from the start of the previous push, not on a fixed grid:
+        // a late push never makes the next one early, so no series gets two
+        // updates within one interval. Not from its end either: a push
+        // includes the sending (batch by batch, below), and counting from
+        // its end would stretch the period with the number of sessions.
+        sleep(interval.saturating_sub(started.elapsed())).await;
+        started = Instant::now();
+        for frame in shard.fanout.take_held() {
+            let subscribers = shard.fanout.subscribers(&frame.series);
+            for batch in subscribers.chunks(PUSH_BATCH_SESSIONS) {
+                deliver_to(&shard, &frame, batch);
+                // Let the writers just woken send this batch before the next
+                // one is queued: an outbox releases its memory once drained,
+                // so a push to 50,000 sessions holds a batch's worth of
+                // queues at a time, not 50,000. Accepts and reads run too.
+                futures_lite::future::yield_now().await;
             }
         }
     }

@@ -13,9 +13,6 @@ use tungstenite::Message;
 
 use crate::codec::trade::Pubkey;
 
-/// Frames an empty queue keeps room for; more is released when it empties.
-const IDLE_CAPACITY: usize = 4;
-
 /// One queued frame.
 #[derive(Debug)]
 pub struct Out {
@@ -145,10 +142,12 @@ impl Outbox {
                 if let Some(waker) = self.drain_waker.borrow_mut().take() {
                     waker.wake();
                 }
-                if queue.is_empty() && queue.capacity() > IDLE_CAPACITY {
-                    // A burst is over: give its memory back (idle sessions
-                    // are the ones there are 50,000 of).
-                    queue.shrink_to(IDLE_CAPACITY);
+                if queue.is_empty() {
+                    // Sent everything: give the queue's memory back. Idle
+                    // sessions are the ones there are 50,000 of, and a
+                    // session between two pushes is idle; the next push
+                    // allocates again (one small allocation per burst).
+                    *queue = VecDeque::new();
                 }
                 return Poll::Ready(Some(out.message));
             }

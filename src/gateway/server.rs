@@ -11,10 +11,12 @@ use std::rc::Rc;
 use std::sync::Arc;
 use std::time::Duration;
 
+use async_tungstenite::WebSocketStream;
 use futures_lite::{AsyncReadExt, AsyncWriteExt};
 use glommio::net::{TcpListener, TcpStream};
 use glommio::spawn_local;
 use glommio::timer::{sleep, timeout};
+use tungstenite::protocol::Role;
 
 use super::api;
 use super::arrivals::Arrivals;
@@ -240,10 +242,13 @@ async fn serve_connection(shard: Rc<Shard>, mut stream: TcpStream) {
         // the head buffer itself is freed.
         let part = buf.split_off(head_len);
         drop(buf);
+        let config = session::websocket_config(shard.config.max_frame_bytes);
+        let ws = WebSocketStream::from_partially_read(stream, part, Role::Server, Some(config)).await;
+        let (sink, incoming) = ws.split();
         // The session runs as a task of its own: this future, sized for the
         // HTTP phase, is freed instead of living as long as the connection.
         spawn_local(async move {
-            session::run(shard, stream, part, json).await;
+            session::run(shard, sink, incoming, json).await;
             drop(admission);
         })
         .detach();

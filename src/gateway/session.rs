@@ -14,19 +14,18 @@
 //!
 //! Either way the session's writer task sends the outbox to the socket.
 
-use std::cell::{Cell, RefCell};
+use std::cell::{Cell, RefCell, RefMut};
 use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::ops::ControlFlow;
 use std::pin::pin;
 use std::rc::Rc;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use async_tungstenite::WebSocketStream;
 use bytes::Bytes;
 use futures_lite::future;
 use futures_util::{SinkExt, StreamExt};
-use glommio::GlommioError;
 use glommio::net::TcpStream;
 use glommio::timer::{sleep, timeout};
 use rdkafka::consumer::Consumer;
@@ -34,8 +33,9 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message as _};
 use rdkafka::{Offset, TopicPartitionList};
 use tungstenite::Message;
+use tungstenite::protocol::frame::Utf8Bytes;
 use tungstenite::protocol::frame::coding::CloseCode;
-use tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
+use tungstenite::protocol::{CloseFrame, WebSocketConfig};
 
 use super::config::Fanout;
 use super::fanout::SharedFrame;
@@ -136,8 +136,10 @@ pub struct Session {
     id: u64,
     json: bool,
     outbox: Outbox,
-    /// Per-client mode: the client's own Kafka feed.
-    feed: RefCell<Feed>,
+    /// Per-client mode: the client's own Kafka feed, from its first
+    /// subscription until its last is dropped. Boxed, and absent otherwise:
+    /// shared-mode sessions, the many, never carry one.
+    feed: RefCell<Option<Box<Feed>>>,
     /// Shared mode: this session's subscriptions, (window, mint or all).
     shared_subs: RefCell<Vec<(u32, Option<Pubkey>)>>,
     /// Shared mode: the last `seq` sent as history per series, so the live
@@ -154,6 +156,11 @@ pub struct Session {
 }
 
 impl Session {
+    /// The session's Kafka feed, created on first use.
+    fn feed_mut(&self) -> RefMut<'_, Feed> {
+        RefMut::map(self.feed.borrow_mut(), |feed| &mut **feed.get_or_insert_with(Box::default))
+    }
+
     /// Queues a reply, a ping or a close for the client. The queue stays
     /// bounded because the read loop takes no further command while the
     /// outbox is over the cap (see [`read_loop`]).
@@ -207,23 +214,32 @@ impl Session {
     }
 }
 
-/// Serves one upgraded connection until it closes.
-pub async fn run(shard: Rc<Shard>, stream: TcpStream, part: Vec<u8>, json: bool) {
+/// The WebSocket settings of every session.
+pub fn websocket_config(max_frame_bytes: usize) -> WebSocketConfig {
     let mut config = WebSocketConfig::default();
     config.read_buffer_size = READ_BUFFER_BYTES;
     config.write_buffer_size = 0;
     config.max_write_buffer_size = MAX_WRITE_BUFFER_BYTES;
-    config.max_message_size = Some(shard.config.max_frame_bytes);
-    config.max_frame_size = Some(shard.config.max_frame_bytes);
-    let ws = WebSocketStream::from_partially_read(stream, part, Role::Server, Some(config)).await;
-    let (mut sink, mut incoming) = ws.split();
+    config.max_message_size = Some(max_frame_bytes);
+    config.max_frame_size = Some(max_frame_bytes);
+    config
+}
+
+/// Serves one upgraded connection until it closes.
+///
+/// This future lives as long as the connection, so it is kept small (a few
+/// hundred bytes, see the `idle_session_state_stays_small` test): whatever is
+/// large and rare (a command's handling, a send that has to wait for the
+/// socket, the closing handshake) is boxed for as long as it runs instead
+/// of being reserved in every idle session.
+pub async fn run(shard: Rc<Shard>, mut sink: Outgoing, mut incoming: Incoming, json: bool) {
     let id = shard.sessions.next_id.get();
     shard.sessions.next_id.set(id + 1);
     let session = Rc::new(Session {
         id,
         json,
         outbox: Outbox::default(),
-        feed: RefCell::new(Feed::default()),
+        feed: RefCell::new(None),
         shared_subs: RefCell::new(Vec::new()),
         history_sent: RefCell::new(HashMap::new()),
         over_cap_since: Cell::new(None),
@@ -252,7 +268,7 @@ pub async fn run(shard: Rc<Shard>, stream: TcpStream, part: Vec<u8>, json: bool)
     .await;
     shard.sessions.live.borrow_mut().remove(&id);
     shard.fanout.unsubscribe(id, None);
-    release_consumer(&shard, &session);
+    release_feed(&shard, &session);
     shard.metrics.websockets.fetch_sub(1, Ordering::Relaxed);
     if reader_ended {
         session.outbox.finish(); // the writer sends what is queued, then ends
@@ -263,26 +279,30 @@ pub async fn run(shard: Rc<Shard>, stream: TcpStream, part: Vec<u8>, json: bool)
 /// Sends the outbox to the socket until it is finished and drained, the
 /// socket fails, or a send makes no progress for [`SEND_TIMEOUT`].
 async fn write_loop(metrics: &Metrics, session: &Session, sink: &mut Outgoing) {
-    while let Some(message) = session.outbox.next().await {
-        let len = message.len();
-        let closing = matches!(message, Message::Close(_));
-        let sent = timeout(SEND_TIMEOUT, async { Ok(sink.feed(message).await) }).await;
-        if let Err(GlommioError::TimedOut(_)) = sent {
+    loop {
+        // `message` is scoped to the match arm so the future does not keep a
+        // slot for it next to the one inside `feed`.
+        let (len, closing, send) = match session.outbox.next().await {
+            None => break,
+            Some(message) => {
+                (message.len(), matches!(message, Message::Close(_)), bounded(SEND_TIMEOUT, sink.feed(message)))
+            }
+        };
+        let Some(sent) = send.await else {
             // The socket took nothing for SEND_TIMEOUT: a stuck client.
             Metrics::inc(&metrics.slow_closes);
             break;
-        }
-        if !matches!(sent, Ok(Ok(()))) {
+        };
+        if sent.is_err() {
             break;
         }
         metrics.frame_sent(len);
         if session.outbox.is_empty() {
-            let flushed = timeout(SEND_TIMEOUT, async { Ok(sink.flush().await) }).await;
-            if let Err(GlommioError::TimedOut(_)) = flushed {
+            let Some(flushed) = bounded(SEND_TIMEOUT, sink.flush()).await else {
                 Metrics::inc(&metrics.slow_closes);
                 break;
-            }
-            if !matches!(flushed, Ok(Ok(()))) {
+            };
+            if flushed.is_err() {
                 break;
             }
         }
@@ -292,7 +312,27 @@ async fn write_loop(metrics: &Metrics, session: &Session, sink: &mut Outgoing) {
     }
     session.outbox.abort();
     // A last flush and TCP shutdown, bounded: the client may not read.
-    let _ = timeout(CLOSE_TIMEOUT, async { Ok(sink.close(None).await) }).await;
+    // Boxed: it runs once, at the end, and is larger than everything else
+    // the writer holds.
+    let _ = Box::pin(timeout(CLOSE_TIMEOUT, async { Ok(sink.close(None).await) })).await;
+}
+
+/// Runs one step of sending (a frame, a flush), giving up after `limit`;
+/// `None` if it timed out. Nearly every step completes when first polled
+/// (the kernel has room), so the timer, and the heap memory its future
+/// needs, is set up only for a step that has to wait: an idle session does
+/// not carry a timer's state.
+#[expect(
+    clippy::manual_async_fn,
+    reason = "an async fn would store `step` twice (argument and local): 176 bytes instead of 96 in every session"
+)]
+fn bounded<F: Future + Unpin>(limit: Duration, mut step: F) -> impl Future<Output = Option<F::Output>> {
+    async move {
+        if let Some(done) = future::poll_once(&mut step).await {
+            return Some(done);
+        }
+        Box::pin(timeout(limit, async move { Ok(step.await) })).await.ok()
+    }
 }
 
 /// The shard's liveness sweep: pings sessions silent for a ping interval and
@@ -318,46 +358,64 @@ pub async fn sweep_silent(shard: Rc<Shard>) {
     }
 }
 
-type Outgoing = async_tungstenite::WebSocketSender<TcpStream>;
-type Incoming = async_tungstenite::WebSocketReceiver<TcpStream>;
+/// The sending half of a session's WebSocket.
+pub type Outgoing = async_tungstenite::WebSocketSender<TcpStream>;
+/// The receiving half of a session's WebSocket.
+pub type Incoming = async_tungstenite::WebSocketReceiver<TcpStream>;
 
 async fn read_loop(shard: &Rc<Shard>, session: &Rc<Session>, incoming: &mut Incoming) {
     while !shard.shutdown.requested() && !session.outbox.is_closed() {
-        let message = match incoming.next().await {
-            None => return,
-            Some(Err(error)) => return on_protocol_error(shard, session, &error),
-            Some(Ok(message)) => message,
-        };
-        session.last_heard.set(Instant::now());
-        session.pinged.set(false);
-        match message {
-            Message::Text(text) => {
-                on_command(shard, session, text.as_str()).await;
-                // Commands are taken only as fast as their replies are read:
-                // a client that pipelines commands waits here, one that
-                // never reads is closed.
-                let cap = shard.config.max_outbound_bytes;
-                if session.outbox.bytes() > cap {
-                    let drained = timeout(SEND_TIMEOUT, async {
-                        session.outbox.drained_to(cap / 2).await;
-                        Ok(())
-                    });
-                    if drained.await.is_err() {
-                        Metrics::inc(&shard.metrics.slow_closes);
-                        return session.force_close(CloseCode::Policy, "not reading replies");
-                    }
+        // The frame is scoped to this block, so the future keeps no slot
+        // for it while a command runs.
+        let command = {
+            let message = match incoming.next().await {
+                None => return,
+                Some(Err(error)) => return on_protocol_error(shard, session, &error),
+                Some(Ok(message)) => message,
+            };
+            session.last_heard.set(Instant::now());
+            session.pinged.set(false);
+            match message {
+                // Boxed: handling a command (Kafka look-ups in per-client
+                // mode) needs far more state than waiting for the next
+                // frame, and only for as long as it runs.
+                Message::Text(text) => Box::pin(on_text(shard, session, text)),
+                Message::Binary(_) => {
+                    Metrics::inc(&shard.metrics.command_errors);
+                    let error = serde_json::json!({"type": "error", "error": "commands are text frames"});
+                    reply(shard, session, error.to_string());
+                    continue;
                 }
+                Message::Close(_) => return,
+                Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => continue,
             }
-            Message::Binary(_) => {
-                Metrics::inc(&shard.metrics.command_errors);
-                let error = serde_json::json!({"type": "error", "error": "commands are text frames"});
-                reply(shard, session, error.to_string());
-            }
-            Message::Close(_) => return,
-            Message::Ping(_) | Message::Pong(_) | Message::Frame(_) => {}
+        };
+        if command.await.is_break() {
+            return;
         }
     }
     close(session, CloseCode::Away, "server shutting down");
+}
+
+/// Handles one command. Commands are taken only as fast as their replies
+/// are read: a client that pipelines commands waits here, one that never
+/// reads is closed (`Break`).
+async fn on_text(shard: &Rc<Shard>, session: &Rc<Session>, text: Utf8Bytes) -> ControlFlow<()> {
+    on_command(shard, session, text.as_str()).await;
+    let cap = shard.config.max_outbound_bytes;
+    if session.outbox.bytes() <= cap {
+        return ControlFlow::Continue(());
+    }
+    let drained = timeout(SEND_TIMEOUT, async {
+        session.outbox.drained_to(cap / 2).await;
+        Ok(())
+    });
+    if drained.await.is_err() {
+        Metrics::inc(&shard.metrics.slow_closes);
+        session.force_close(CloseCode::Policy, "not reading replies");
+        return ControlFlow::Break(());
+    }
+    ControlFlow::Continue(())
 }
 
 fn on_protocol_error(shard: &Rc<Shard>, session: &Session, error: &tungstenite::Error) {
@@ -428,6 +486,9 @@ fn apply_shared(shard: &Rc<Shard>, session: &Rc<Session>, command: &Command) -> 
             if subs.len() >= MAX_SUBSCRIPTIONS {
                 return Err(format!("at most {MAX_SUBSCRIPTIONS} subscriptions per connection; unsub first"));
             }
+            // Exactly one more slot: most sessions hold one or two
+            // subscriptions, and doubling would reserve four.
+            subs.reserve_exact(1);
             subs.push((window_s, mint));
         }
         shard.fanout.subscribe(session.id, window_s, mint);
@@ -477,16 +538,16 @@ async fn subscribe(
     sub: Subscription,
     history: Option<usize>,
 ) -> Result<(), String> {
+    if let Some(feed) = session.feed.borrow().as_deref()
+        && feed.subs.len() >= MAX_SUBSCRIPTIONS
+        && !feed.subs.contains(&sub)
     {
-        let feed = session.feed.borrow();
-        if feed.subs.len() >= MAX_SUBSCRIPTIONS && !feed.subs.contains(&sub) {
-            return Err(format!("at most {MAX_SUBSCRIPTIONS} subscriptions per connection; unsub first"));
-        }
+        return Err(format!("at most {MAX_SUBSCRIPTIONS} subscriptions per connection; unsub first"));
     }
     let consumer = ensure_consumer(shard, session).await?;
     let partition = partition_of(shard, sub.window_s);
     let topic = shard.config.kafka.topic.clone();
-    let newly = !session.feed.borrow().next_live.contains_key(&partition);
+    let newly = !session.feed.borrow().as_ref().is_some_and(|feed| feed.next_live.contains_key(&partition));
     // The end offset is looked up now, not left to librdkafka's lazy
     // "latest", so every update produced after the acknowledgement arrives.
     let since_ms = history.map(|count| now_ms() - (count as i64 + 2) * i64::from(sub.window_s) * 1000);
@@ -497,7 +558,7 @@ async fn subscribe(
     } else {
         None
     };
-    let mut feed = session.feed.borrow_mut();
+    let mut feed = session.feed_mut();
     let mut list = TopicPartitionList::new();
     match lookup {
         None => {}
@@ -546,7 +607,7 @@ fn start_offsets(
 }
 
 async fn ensure_consumer(shard: &Rc<Shard>, session: &Rc<Session>) -> Result<Arc<Reader>, String> {
-    if let Some(consumer) = session.feed.borrow().consumer.clone() {
+    if let Some(consumer) = session.feed.borrow().as_ref().and_then(|feed| feed.consumer.clone()) {
         return Ok(consumer);
     }
     let config = shard.config.kafka.clone();
@@ -566,7 +627,7 @@ async fn ensure_consumer(shard: &Rc<Shard>, session: &Rc<Session>) -> Result<Arc
         .map_err(|e| format!("could not create a Kafka consumer: {e}"))?;
     let consumer = Arc::new(created);
     shard.metrics.consumers.fetch_add(1, Ordering::Relaxed);
-    session.feed.borrow_mut().consumer = Some(consumer.clone());
+    session.feed_mut().consumer = Some(consumer.clone());
     Ok(consumer)
 }
 
@@ -574,7 +635,8 @@ async fn ensure_consumer(shard: &Rc<Shard>, session: &Rc<Session>) -> Result<Arc
 static NEXT_CONSUMER: AtomicU64 = AtomicU64::new(0);
 
 fn unsubscribe(shard: &Rc<Shard>, session: &Rc<Session>, window_s: Option<u32>) {
-    let mut feed = session.feed.borrow_mut();
+    let mut guard = session.feed.borrow_mut();
+    let Some(feed) = guard.as_deref_mut() else { return };
     let keep = |w: u32| window_s.is_some_and(|x| x != w);
     feed.subs.retain(|s| keep(s.window_s));
     feed.history.retain(|h| keep(h.sub.window_s));
@@ -593,19 +655,17 @@ fn unsubscribe(shard: &Rc<Shard>, session: &Rc<Session>, window_s: Option<u32>) 
         feed.next_live.remove(&p);
     }
     if feed.subs.is_empty() {
-        feed.pending.clear();
-        drop(feed);
-        release_consumer(shard, session);
+        drop(guard);
+        release_feed(shard, session);
     }
 }
 
-/// Drops the session's consumer on a worker thread (closing joins
-/// librdkafka's threads, which must not stall the shard).
-fn release_consumer(shard: &Rc<Shard>, session: &Session) {
-    let mut feed = session.feed.borrow_mut();
-    feed.next_live.clear();
-    feed.history.clear();
-    if let Some(consumer) = feed.consumer.take() {
+/// Drops the session's feed (what is pending, history requests) and its
+/// consumer, the consumer on a worker thread (closing joins librdkafka's
+/// threads, which must not stall the shard).
+fn release_feed(shard: &Rc<Shard>, session: &Session) {
+    let Some(feed) = session.feed.borrow_mut().take() else { return };
+    if let Some(consumer) = feed.consumer {
         shard.metrics.consumers.fetch_sub(1, Ordering::Relaxed);
         shard.workers.detach(move || drop(consumer));
     }
@@ -636,8 +696,9 @@ fn outbox_room(session: &Session) -> bool {
 }
 
 fn drain(shard: &Shard, session: &Session) -> usize {
-    let mut feed = session.feed.borrow_mut();
-    let mut moved = flush_pending(&mut feed, session);
+    let mut guard = session.feed.borrow_mut();
+    let Some(feed) = guard.as_deref_mut() else { return 0 };
+    let mut moved = flush_pending(feed, session);
     let Some(consumer) = feed.consumer.clone() else { return moved };
     let mut read = 0;
     while read < MAX_MESSAGES_PER_PASS && feed.pending.len() < PENDING_HIGH {
@@ -645,16 +706,16 @@ fn drain(shard: &Shard, session: &Session) -> usize {
             None => break,
             Some(Ok(message)) => {
                 read += 1;
-                on_message(shard, session, &mut feed, &message);
+                on_message(shard, session, feed, &message);
             }
-            Some(Err(KafkaError::PartitionEOF(partition))) => finish_history(&mut feed, partition, i64::MAX),
+            Some(Err(KafkaError::PartitionEOF(partition))) => finish_history(feed, partition, i64::MAX),
             Some(Err(error)) => {
                 Metrics::inc(&shard.metrics.kafka_errors);
                 tracing::debug!(%error, session = session.id, "consumer error");
                 break;
             }
         }
-        moved += flush_pending(&mut feed, session);
+        moved += flush_pending(feed, session);
     }
     moved + read
 }
@@ -734,4 +795,25 @@ pub async fn close_all(shard: &Rc<Shard>) {
 
 fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The size of the future an async fn returns, without calling it.
+    fn future_size<A, B, C, D, F: Future>(_: fn(A, B, C, D) -> F) -> usize {
+        std::mem::size_of::<F>()
+    }
+
+    /// A session's future and state live as long as its connection, in
+    /// every one of 50,000 idle connections: anything large must be boxed
+    /// while in use (it was 2.5 KiB of a 5 KiB connection).
+    #[test]
+    fn idle_session_state_stays_small() {
+        let future = future_size(run);
+        assert!(future <= 512, "session future grew to {future} bytes");
+        let session = std::mem::size_of::<Session>();
+        assert!(session <= 320, "Session grew to {session} bytes");
+    }
 }
