@@ -15,7 +15,7 @@
 //! Either way the session's writer task sends the outbox to the socket.
 
 use std::cell::{Cell, RefCell};
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::pin::pin;
 use std::rc::Rc;
 use std::sync::Arc;
@@ -26,13 +26,13 @@ use async_tungstenite::WebSocketStream;
 use bytes::Bytes;
 use futures_lite::future;
 use futures_util::{SinkExt, StreamExt};
-use glommio::GlommioError;
 use glommio::net::TcpStream;
 use glommio::timer::{sleep, timeout};
 use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message as _};
 use rdkafka::{Offset, TopicPartitionList};
+use rustc_hash::FxHashMap;
 use tungstenite::Message;
 use tungstenite::protocol::frame::coding::CloseCode;
 use tungstenite::protocol::{CloseFrame, Role, WebSocketConfig};
@@ -77,12 +77,22 @@ const READ_BUFFER_BYTES: usize = 256;
 const OVER_CAP_GRACE: Duration = Duration::from_secs(5);
 /// Largest amount of unsent frames tungstenite may hold.
 const MAX_WRITE_BUFFER_BYTES: usize = 256 * 1024;
+/// Frames queued behind each other go to the socket together, up to this
+/// many bytes per write (about 16 bars). A client that keeps up gets each
+/// frame at once (the writer flushes whenever the outbox is empty); a shard
+/// that falls behind, with many subscribers, then spends one system call per
+/// client per round instead of one per frame, so it catches up instead of
+/// falling further behind. Costs at most this much memory per connection
+/// that once had a burst (tungstenite keeps its buffer's capacity).
+const WRITE_BATCH_BYTES: usize = 2048;
 
 /// The sessions of one shard.
 #[derive(Default)]
 pub struct Sessions {
     next_id: Cell<u64>,
-    live: RefCell<BTreeMap<u64, Rc<Session>>>,
+    /// Looked up once per subscriber of every update (shared mode): a hash
+    /// map, not an ordered one, since nothing needs them in order.
+    live: RefCell<FxHashMap<u64, Rc<Session>>>,
 }
 
 impl Sessions {
@@ -208,7 +218,7 @@ impl Session {
 pub async fn run(shard: Rc<Shard>, stream: TcpStream, part: Vec<u8>, json: bool) {
     let mut config = WebSocketConfig::default();
     config.read_buffer_size = READ_BUFFER_BYTES;
-    config.write_buffer_size = 0;
+    config.write_buffer_size = WRITE_BATCH_BYTES;
     config.max_write_buffer_size = MAX_WRITE_BUFFER_BYTES;
     config.max_message_size = Some(shard.config.max_frame_bytes);
     config.max_frame_size = Some(shard.config.max_frame_bytes);
@@ -258,29 +268,31 @@ pub async fn run(shard: Rc<Shard>, stream: TcpStream, part: Vec<u8>, json: bool)
 }
 
 /// Sends the outbox to the socket until it is finished and drained, the
-/// socket fails, or a send makes no progress for [`SEND_TIMEOUT`].
+/// socket fails, or a send makes no progress for [`SEND_TIMEOUT`]. Frames
+/// are buffered (up to [`WRITE_BATCH_BYTES`] per write) and flushed when
+/// the outbox is empty.
 async fn write_loop(metrics: &Metrics, session: &Session, sink: &mut Outgoing) {
     while let Some(message) = session.outbox.next().await {
         let len = message.len();
         let closing = matches!(message, Message::Close(_));
-        let sent = timeout(SEND_TIMEOUT, async { Ok(sink.feed(message).await) }).await;
-        if let Err(GlommioError::TimedOut(_)) = sent {
-            // The socket took nothing for SEND_TIMEOUT: a stuck client.
-            Metrics::inc(&metrics.slow_closes);
-            break;
-        }
-        if !matches!(sent, Ok(Ok(()))) {
-            break;
-        }
-        metrics.frame_sent(len);
-        if session.outbox.is_empty() {
-            let flushed = timeout(SEND_TIMEOUT, async { Ok(sink.flush().await) }).await;
-            if let Err(GlommioError::TimedOut(_)) = flushed {
+        match within_send_timeout(sink.feed(message)).await {
+            Sent::Done(Ok(())) => {}
+            Sent::Done(Err(_)) => break,
+            Sent::Stuck => {
+                // The socket took nothing for SEND_TIMEOUT: a stuck client.
                 Metrics::inc(&metrics.slow_closes);
                 break;
             }
-            if !matches!(flushed, Ok(Ok(()))) {
-                break;
+        }
+        metrics.frame_sent(len);
+        if session.outbox.is_empty() {
+            match within_send_timeout(sink.flush()).await {
+                Sent::Done(Ok(())) => {}
+                Sent::Done(Err(_)) => break,
+                Sent::Stuck => {
+                    Metrics::inc(&metrics.slow_closes);
+                    break;
+                }
             }
         }
         if closing {
@@ -290,6 +302,28 @@ async fn write_loop(metrics: &Metrics, session: &Session, sink: &mut Outgoing) {
     session.outbox.abort();
     // A last flush and TCP shutdown, bounded: the client may not read.
     let _ = timeout(CLOSE_TIMEOUT, async { Ok(sink.close(None).await) }).await;
+}
+
+/// How a send or flush ended.
+enum Sent<T> {
+    /// It completed, with this result.
+    Done(T),
+    /// It made no progress for [`SEND_TIMEOUT`].
+    Stuck,
+}
+
+/// Runs a send or flush, with [`SEND_TIMEOUT`] armed only if it has to
+/// wait: most complete at once, and a timer per frame would cost more than
+/// the frame (every bar to every subscriber passes here).
+async fn within_send_timeout<F: Future>(send: F) -> Sent<F::Output> {
+    let mut send = pin!(send);
+    if let Some(done) = future::poll_once(&mut send).await {
+        return Sent::Done(done);
+    }
+    match timeout(SEND_TIMEOUT, async { Ok(send.await) }).await {
+        Ok(done) => Sent::Done(done),
+        Err(_) => Sent::Stuck,
+    }
 }
 
 /// The shard's liveness sweep: pings sessions silent for a ping interval and
