@@ -38,6 +38,12 @@ if [[ -z "$pid" ]]; then
   # (2) Config from the template: this broker's ports and state dir.
   sed -e "s|@PORT@|$KAFKA_PORT|g" -e "s|@CONTROLLER_PORT@|$KAFKA_CONTROLLER_PORT|g" \
       -e "s|@DATA_DIR@|$KAFKA_DIR|g" "$KAFKA_HOME/server.properties" >"$KAFKA_DIR/server.properties"
+  # Settings of the caller (a test's TLS or SASL listeners): appended, so they override.
+  if [[ -n "${KAFKA_EXTRA_CONFIG:-}" ]]; then
+    [[ -r "$KAFKA_EXTRA_CONFIG" ]] || die "KAFKA_EXTRA_CONFIG=$KAFKA_EXTRA_CONFIG is not a readable file"
+    { echo; echo "# --- from KAFKA_EXTRA_CONFIG ($KAFKA_EXTRA_CONFIG)"; cat "$KAFKA_EXTRA_CONFIG"; } \
+      >>"$KAFKA_DIR/server.properties"
+  fi
 
   # (3) KRaft needs its log dir formatted with a cluster id once; never reformat
   # (that would refuse anyway, and the data must survive restarts).
@@ -45,8 +51,10 @@ if [[ -z "$pid" ]]; then
     [[ -s "$KAFKA_DIR/cluster.id" ]] \
       || kafka_run_class kafka.tools.StorageTool random-uuid >"$KAFKA_DIR/cluster.id"
     log "formatting $KAFKA_DIR/data (cluster id $(cat "$KAFKA_DIR/cluster.id"))"
+    # Split on blanks only: no globbing of values like SCRAM-SHA-512=[name=...].
+    read -r -a format_args <<<"${KAFKA_FORMAT_ARGS:-}"
     kafka_run_class kafka.tools.StorageTool format -t "$(cat "$KAFKA_DIR/cluster.id")" \
-      -c "$KAFKA_DIR/server.properties" >>"$KAFKA_DIR/kafka.out" 2>&1 \
+      -c "$KAFKA_DIR/server.properties" "${format_args[@]}" >>"$KAFKA_DIR/kafka.out" 2>&1 \
       || { tail -n 20 "$KAFKA_DIR/kafka.out" >&2; die "formatting storage failed"; }
   fi
 

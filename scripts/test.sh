@@ -7,7 +7,7 @@ source "$(dirname "${BASH_SOURCE[0]}")/lib/setup.sh"
 cd "$REPO_ROOT"
 
 setup_check_tools
-setup_apt python3-pytest chromium libssl-dev pkg-config
+setup_apt python3-pytest chromium libssl-dev pkg-config openssl
 setup_web
 setup_kafka
 prune_old_topics it-

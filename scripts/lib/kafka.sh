@@ -10,6 +10,10 @@
 #   KAFKA_TOOL_HEAP        heap of CLI tools (kafka-tool.sh)   (default -Xmx512m)
 #   KAFKA_START_TIMEOUT    seconds kafka-up.sh waits for the broker to answer (default 90)
 #   KAFKA_MVN_OPTS         extra mvn args for the jar fetch, e.g. -Dmaven.repo.local=...
+#   KAFKA_EXTRA_CONFIG     a file of broker properties appended to the generated
+#                          server.properties (later lines win: e.g. more `listeners`, TLS, SASL)
+#   KAFKA_FORMAT_ARGS      extra arguments of the one-time storage format, split on blanks,
+#                          e.g. --add-scram SCRAM-SHA-512=[name=alice,password=secret]
 #   JAVA                   java binary (default: java on PATH; Kafka 4 needs Java 17+)
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"

@@ -15,7 +15,7 @@ use crate::aggregate::windows::{label, parse_window};
 use crate::codec::bar::{self, ArchivedBar};
 use crate::codec::json::{BarJson, parse_mint};
 use crate::runtime::Shutdown;
-use crate::sink::topic::{METADATA_TIMEOUT, partition_count};
+use crate::sink::topic::{METADATA_TIMEOUT, describe};
 use crate::sink::{KafkaConfig, Reader, SinkError};
 
 /// Flags of `tail`.
@@ -103,7 +103,7 @@ pub fn run(args: &TailArgs, shutdown: &Shutdown) -> anyhow::Result<()> {
 fn connect(config: &KafkaConfig, args: &TailArgs) -> anyhow::Result<Reader> {
     let group = format!("klinecast-tail-{}-{}", std::process::id(), now_ms());
     let consumer: Reader = config.create_reader(&group).map_err(SinkError::Config)?;
-    let partitions = partition_count(consumer.client(), config)?.ok_or_else(|| SinkError::Topic {
+    let partitions = describe(config)?.ok_or_else(|| SinkError::Topic {
         topic: config.topic.clone(),
         reason: "does not exist yet (it is created by `klinecast ingest` or `serve`)".into(),
     })?;

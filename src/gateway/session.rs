@@ -15,7 +15,7 @@
 //! Either way the session's writer task sends the outbox to the socket.
 
 use std::cell::{Cell, RefCell, RefMut};
-use std::collections::{BTreeMap, HashMap, VecDeque};
+use std::collections::{HashMap, VecDeque};
 use std::ops::ControlFlow;
 use std::pin::pin;
 use std::rc::Rc;
@@ -32,6 +32,7 @@ use rdkafka::consumer::Consumer;
 use rdkafka::error::KafkaError;
 use rdkafka::message::{BorrowedMessage, Message as _};
 use rdkafka::{Offset, TopicPartitionList};
+use rustc_hash::FxHashMap;
 use tungstenite::Message;
 use tungstenite::protocol::frame::Utf8Bytes;
 use tungstenite::protocol::frame::coding::CloseCode;
@@ -80,12 +81,22 @@ const READ_BUFFER_BYTES: usize = 256;
 const OVER_CAP_GRACE: Duration = Duration::from_secs(5);
 /// Largest amount of unsent frames tungstenite may hold.
 const MAX_WRITE_BUFFER_BYTES: usize = 256 * 1024;
+/// Frames queued behind each other go to the socket together, up to this
+/// many bytes per write (about 16 bars). A client that keeps up gets each
+/// frame at once (the writer flushes whenever the outbox is empty); a shard
+/// that falls behind, with many subscribers, then spends one system call per
+/// client per round instead of one per frame, so it catches up instead of
+/// falling further behind. Costs at most this much memory per connection
+/// that once had a burst (tungstenite keeps its buffer's capacity).
+const WRITE_BATCH_BYTES: usize = 2048;
 
 /// The sessions of one shard.
 #[derive(Default)]
 pub struct Sessions {
     next_id: Cell<u64>,
-    live: RefCell<BTreeMap<u64, Rc<Session>>>,
+    /// Looked up once per subscriber of every update (shared mode): a hash
+    /// map, not an ordered one, since nothing needs them in order.
+    live: RefCell<FxHashMap<u64, Rc<Session>>>,
 }
 
 impl Sessions {
@@ -218,7 +229,7 @@ impl Session {
 pub fn websocket_config(max_frame_bytes: usize) -> WebSocketConfig {
     let mut config = WebSocketConfig::default();
     config.read_buffer_size = READ_BUFFER_BYTES;
-    config.write_buffer_size = 0;
+    config.write_buffer_size = WRITE_BATCH_BYTES;
     config.max_write_buffer_size = MAX_WRITE_BUFFER_BYTES;
     config.max_message_size = Some(max_frame_bytes);
     config.max_frame_size = Some(max_frame_bytes);
@@ -277,7 +288,9 @@ pub async fn run(shard: Rc<Shard>, mut sink: Outgoing, mut incoming: Incoming, j
 }
 
 /// Sends the outbox to the socket until it is finished and drained, the
-/// socket fails, or a send makes no progress for [`SEND_TIMEOUT`].
+/// socket fails, or a send makes no progress for [`SEND_TIMEOUT`]. Frames
+/// are buffered (up to [`WRITE_BATCH_BYTES`] per write) and flushed when
+/// the outbox is empty.
 async fn write_loop(metrics: &Metrics, session: &Session, sink: &mut Outgoing) {
     loop {
         // `message` is scoped to the match arm so the future does not keep a

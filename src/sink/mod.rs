@@ -14,19 +14,31 @@ pub use kafka::{KafkaSink, SendError, SinkStats};
 pub use log::Reader;
 pub use settings::KafkaConfig;
 
+/// The fix to suggest when no broker answers at all.
+const HINT_NO_BROKER: &str = "Start a local broker with `scripts/kafka-up.sh` (or `docker run -d -p 9092:9092 \
+     apache/kafka`), or point --brokers / KLINECAST_BROKERS at your cluster.";
+/// The fix to suggest when a broker answers but the connection's security
+/// does not match its listener.
+const HINT_SECURITY: &str = "A broker answered, but the connection failed: check --kafka-config against that \
+     listener: security.protocol (default plaintext; a TLS listener drops a plaintext client during its first \
+     request, APIVERSION_QUERY), ssl.ca.location (the CA that signed the broker's certificate), sasl.mechanisms, \
+     sasl.username and sasl.password (docs/operations.md §3).";
+
 /// Why the sink could not start or stop cleanly.
 #[derive(Debug, Error)]
 pub enum SinkError {
-    /// No broker answered at the configured address.
-    #[error(
-        "Kafka is not reachable at {brokers} ({source}).\n  Start a local broker with `scripts/kafka-up.sh` \
-         (or `docker run -d -p 9092:9092 apache/kafka`), or point --brokers / KLINECAST_BROKERS at your cluster."
-    )]
+    /// No broker answered at the configured address, or none let the client
+    /// in (TLS handshake, authentication, wrong security protocol).
+    #[error("Kafka is not reachable at {brokers}: {reason}\n  {hint}")]
     Unreachable {
         /// The bootstrap servers tried.
         brokers: String,
-        /// librdkafka's error.
-        source: rdkafka::error::KafkaError,
+        /// Why, in librdkafka's words: the first connection error it
+        /// reported if one is known (e.g. "SSL handshake failed: ...
+        /// certificate verify failed"), else the failed request's error.
+        reason: String,
+        /// What to check, for this kind of failure.
+        hint: &'static str,
     },
     /// The topic could not be created or described.
     #[error("topic {topic:?}: {reason}")]
@@ -40,4 +52,57 @@ pub enum SinkError {
     /// `--kafka-config` setting).
     #[error("Kafka client configuration rejected: {0}")]
     Config(rdkafka::error::KafkaError),
+}
+
+impl SinkError {
+    /// Kafka could not be reached at `config.brokers`, for `reason`; the hint
+    /// is about TLS and SASL when the reason points there.
+    pub fn unreachable(config: &KafkaConfig, reason: String) -> Self {
+        let hint = if about_security(&reason) { HINT_SECURITY } else { HINT_NO_BROKER };
+        Self::Unreachable { brokers: config.brokers.clone(), reason, hint }
+    }
+}
+
+/// Whether librdkafka's `reason` for a failed connection is about TLS, SASL
+/// or the security protocol. Reasons start with the broker's name
+/// (`sasl_ssl://host:port/bootstrap: `), which is skipped: its scheme says
+/// nothing about the failure.
+fn about_security(reason: &str) -> bool {
+    let text = match reason.split_once(": ") {
+        Some((broker, rest)) if broker.contains('/') => rest,
+        _ => reason,
+    };
+    let text = text.to_ascii_lowercase();
+    ["ssl", "sasl", "certificate", "authentica", "security.protocol", "apiversion_query"]
+        .iter()
+        .any(|w| text.contains(w))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unreachable_hints_at_tls_and_sasl_only_when_the_reason_does() {
+        let config = KafkaConfig { brokers: "b:9093".into(), topic: "t".into(), overrides: Vec::new() };
+        let hint = |reason: &str| match SinkError::unreachable(&config, reason.into()) {
+            SinkError::Unreachable { hint, .. } => hint,
+            _ => unreachable!(),
+        };
+        // Texts as librdkafka 2.x words them.
+        for reason in [
+            "ssl://b:9093/bootstrap: error:0A000086:SSL routines::certificate verify failed (after 5ms in state SSL_HANDSHAKE)",
+            "sasl_ssl://b:9093/bootstrap: SASL authentication error: Authentication failed during authentication due to invalid credentials with SASL mechanism SCRAM-SHA-512 (after 316ms in state AUTH_REQ)",
+            "b:9093/bootstrap: Disconnected: connection closed by peer: receive 0 after POLLIN (after 4ms in state APIVERSION_QUERY)",
+        ] {
+            assert_eq!(hint(reason), HINT_SECURITY, "{reason}");
+        }
+        for reason in [
+            "ssl://b:9093/bootstrap: Connect to ipv4#10.0.0.1:9093 failed: Connection refused (after 0ms in state CONNECT)",
+            "sasl_ssl://b:9093/bootstrap: Failed to resolve 'b:9093': Name or service not known",
+            "Meta data fetch error: OperationTimedOut (Local: Timed out)",
+        ] {
+            assert_eq!(hint(reason), HINT_NO_BROKER, "{reason}");
+        }
+    }
 }

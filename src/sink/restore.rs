@@ -29,7 +29,7 @@ pub const RESTORE_TIMEOUT: Duration = Duration::from_secs(30);
 pub fn last_states(config: &KafkaConfig, windows: &Windows, partitions: i32) -> Result<Vec<Bar>, SinkError> {
     let group = format!("klinecast-restore-{}", std::process::id());
     let consumer: Reader = config.create_reader(&group).map_err(SinkError::Config)?;
-    let unreachable = |source| SinkError::Unreachable { brokers: config.brokers.clone(), source };
+    let unreachable = |error: rdkafka::error::KafkaError| SinkError::unreachable(config, error.to_string());
     let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
     let mut times = TopicPartitionList::new();
     let mut ends: HashMap<i32, i64> = HashMap::new();

@@ -5,10 +5,11 @@ use std::time::Duration;
 
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::{Client, ClientContext};
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::util::Timeout;
 
-use super::log::KafkaLog;
+use super::log::{Diagnosis, KafkaLog};
 use super::{KafkaConfig, SinkError};
 
 /// How long start-up waits for the broker before giving up.
@@ -34,7 +35,7 @@ pub fn widest_window(windows: &[u32], partitions: i32, partition: i32) -> u32 {
 pub fn partition_count<C: ClientContext>(client: &Client<C>, config: &KafkaConfig) -> Result<Option<i32>, SinkError> {
     let metadata = client
         .fetch_metadata(Some(&config.topic), Timeout::After(METADATA_TIMEOUT))
-        .map_err(|source| SinkError::Unreachable { brokers: config.brokers.clone(), source })?;
+        .map_err(|error| SinkError::unreachable(config, error.to_string()))?;
     let Some(topic) = metadata.topics().iter().find(|t| t.name() == config.topic) else {
         return Ok(None);
     };
@@ -47,14 +48,40 @@ pub fn partition_count<C: ClientContext>(client: &Client<C>, config: &KafkaConfi
     }
 }
 
+/// Most queued events [`describe`] reads for the reason of a failure.
+const MAX_DIAGNOSIS_EVENTS: usize = 1000;
+
+/// [`partition_count`] asked by a short-lived client of its own: when the
+/// cluster does not answer, the error names librdkafka's first connection
+/// error (e.g. "SSL handshake failed: ... certificate verify failed") rather
+/// than only the request's time-out. Blocking, at most [`METADATA_TIMEOUT`].
+pub fn describe(config: &KafkaConfig) -> Result<Option<i32>, SinkError> {
+    // A consumer without a group id: no group traffic, and its poll serves
+    // the main queue, where librdkafka puts its error reports.
+    let client: BaseConsumer<Diagnosis> =
+        config.admin().create_with_context(Diagnosis::default()).map_err(SinkError::Config)?;
+    let described = partition_count(client.client(), config);
+    let Err(SinkError::Unreachable { .. }) = described else { return described };
+    for _ in 0..MAX_DIAGNOSIS_EVENTS {
+        if client.context().first_error().is_some() {
+            break;
+        }
+        let _ = client.poll(Duration::ZERO);
+    }
+    match client.context().first_error() {
+        Some(reason) => Err(SinkError::unreachable(config, reason)),
+        None => described,
+    }
+}
+
 /// Creates the topic with `partitions` partitions unless it exists, and
 /// returns its partition count. Call from a thread that is not pinned: the
 /// admin client's threads inherit the caller's CPU affinity.
 pub fn ensure_topic(config: &KafkaConfig, partitions: i32) -> Result<i32, SinkError> {
-    let admin: AdminClient<KafkaLog> = config.admin().create_with_context(KafkaLog).map_err(SinkError::Config)?;
-    if let Some(count) = partition_count(admin.inner(), config)? {
+    if let Some(count) = describe(config)? {
         return Ok(count);
     }
+    let admin: AdminClient<KafkaLog> = config.admin().create_with_context(KafkaLog).map_err(SinkError::Config)?;
     // Replication -1: the cluster's default.replication.factor.
     let new_topic = NewTopic::new(&config.topic, partitions, TopicReplication::Fixed(-1));
     let options = AdminOptions::new().operation_timeout(Some(Timeout::After(METADATA_TIMEOUT)));
@@ -85,8 +112,7 @@ pub fn ensure_topic(config: &KafkaConfig, partitions: i32) -> Result<i32, SinkEr
 /// Whether the broker answers: the topic's partition count (0 if absent),
 /// or the error as text. Blocking: call from a worker thread.
 pub fn probe(config: &KafkaConfig) -> Result<i32, String> {
-    let admin: AdminClient<KafkaLog> = config.admin().create_with_context(KafkaLog).map_err(|e| e.to_string())?;
-    partition_count(admin.inner(), config).map(Option::unwrap_or_default).map_err(|e| e.to_string())
+    describe(config).map(Option::unwrap_or_default).map_err(|e| e.to_string())
 }
 
 #[cfg(test)]
