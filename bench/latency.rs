@@ -57,6 +57,8 @@ const DIAG_CLIENTS: usize = 10;
 /// Time the loadgen measures per case, after its ramp, unless
 /// `KLINECAST_BENCH_LATENCY_RUN_S` says otherwise.
 const RUN_S: u64 = 20;
+/// Longest wait for an idle machine before each case.
+const QUIET_WAIT: Duration = Duration::from_secs(90);
 /// Time over which a case's clients connect.
 const RAMP: Duration = Duration::from_secs(2);
 /// Pause after the server is healthy, before measuring.
@@ -423,6 +425,13 @@ fn tap_loop(consumer: &BaseConsumer, stop: &AtomicBool, expected_ns: u64) -> Res
 }
 
 fn run_case(brokers: &str, c: &Case, stamp: u64) -> Res<CaseRun> {
+    // The previous case's processes may still be ending, and a busy case
+    // leaves work behind (broker log flushes, the JVM's collector): start
+    // each case on a quiet machine.
+    let (waited, quiet) = procs::wait_idle(QUIET_WAIT);
+    if !quiet {
+        eprintln!("latency: {}: the machine was not 90 % idle within {waited:?}; measuring anyway", c.name);
+    }
     // A fresh topic per attempt: a deleted topic's name may not be free at once.
     static ATTEMPT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let attempt = ATTEMPT.fetch_add(1, Ordering::Relaxed);
@@ -1002,8 +1011,8 @@ fn findings(cases: &[CaseRun], j: &Judgement) -> String {
     if let (Some(s), Some(p)) = (find("shared-10-uncorrected"), find("per-client-10-uncorrected")) {
         md += &format!(
             "- The gateway and WebSocket hop itself (10 clients, uncorrected): +{} ms at p50 and {:+.2} ms at p99 in \
-             shared mode, +{} / {:+.2} ms per-client; the shard's poller sleeps 1 ms whenever a pass finds nothing \
-             (`POLL_IDLE`), which alone adds up to 1 ms to a bar that arrives during the sleep.\n",
+             shared mode, +{} / {:+.2} ms per-client; librdkafka wakes the shard's poller when a consumer's queue \
+             becomes non-empty (`src/gateway/arrivals.rs`), so no poll interval sits in that hop.\n",
             ms(s.websocket.p50_ms - s.tap.p50_ms),
             s.websocket.p99_ms - s.tap.p99_ms,
             ms(p.websocket.p50_ms - p.tap.p50_ms),
@@ -1055,10 +1064,10 @@ const MEASURES_NOTE: &str = "What the two measure: Kafka's tool times one record
 consumer's `poll()` returning it (producer linger.ms=0, consumer fetch.max.wait.ms=0, acks=all, one partition, \
 nothing else in flight). klinecast's number is the bar's `produced_ns`, stamped just before the producer enqueue, to \
 the WebSocket client's receive: librdkafka's batching (linger.ms=1 in `src/sink/settings.rs`), the broker, the \
-gateway consumer's fetch (answered as soon as a byte is there), the gateway shard's poller (it sleeps 1 ms after a pass that found \
-nothing, `POLL_IDLE` in `src/gateway/session.rs`), the WebSocket write and the client's read, with R updates a second \
+gateway consumer's fetch (answered as soon as a byte is there), the gateway shard's poller (woken by librdkafka when the consumer's \
+queue becomes non-empty, `src/gateway/arrivals.rs`), the WebSocket write and the client's read, with R updates a second \
 in flight. The tap column is the same bars read by a consumer with klinecast's reader settings in the benchmark \
-process (it blocks in `poll` instead of sleeping), so `WebSocket − tap` is what the gateway and the WebSocket hop \
+process (it blocks in `poll`), so `WebSocket − tap` is what the gateway and the WebSocket hop \
 add; both use the same clock. Coordinated-omission correction (HdrHistogram `record_correct` with the 1 ms update \
 interval) adds the samples a stalled stream would have produced; every bar carries its own `produced_ns`, so the \
 uncorrected rows are the plain per-bar latencies. Kafka's tool is a closed loop (one record in flight), to which \

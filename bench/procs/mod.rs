@@ -623,3 +623,36 @@ pub fn smoke() -> Res<()> {
     }
     Ok(())
 }
+
+/// Busy and total jiffies of all CPUs so far (`/proc/stat`).
+fn cpu_jiffies() -> Option<(u64, u64)> {
+    let stat = fs::read_to_string("/proc/stat").ok()?;
+    let fields: Vec<u64> = stat.lines().next()?.split_whitespace().skip(1).filter_map(|v| v.parse().ok()).collect();
+    // user nice system idle iowait irq softirq steal ...
+    let idle = fields.get(3)? + fields.get(4).copied().unwrap_or(0);
+    let total: u64 = fields.iter().take(8).sum();
+    Some((total - idle, total))
+}
+
+/// Waits until the machine's CPUs were at least 90 % idle over each of two
+/// consecutive seconds (what an earlier case left running has ended), for
+/// at most `limit`. Returns how long it waited and whether it got there.
+pub fn wait_idle(limit: Duration) -> (Duration, bool) {
+    let started = Instant::now();
+    let mut quiet_seconds = 0;
+    let mut last = cpu_jiffies();
+    while started.elapsed() < limit {
+        std::thread::sleep(Duration::from_secs(1));
+        let now = cpu_jiffies();
+        let idle = match (last, now) {
+            (Some((b0, t0)), Some((b1, t1))) if t1 > t0 => 1.0 - (b1 - b0) as f64 / (t1 - t0) as f64,
+            _ => return (started.elapsed(), false),
+        };
+        last = now;
+        quiet_seconds = if idle >= 0.9 { quiet_seconds + 1 } else { 0 };
+        if quiet_seconds >= 2 {
+            return (started.elapsed(), true);
+        }
+    }
+    (started.elapsed(), false)
+}
