@@ -14,9 +14,9 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step is a failed test
 
 mod common;
+mod reference;
 mod support;
 
-use std::collections::BTreeMap;
 use std::io::{BufWriter, Write};
 use std::process::ChildStdin;
 use std::sync::Arc;
@@ -27,13 +27,13 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use common::Frame;
-use klinecast::codec::bar::{self, Bar};
+use klinecast::codec::bar;
 use klinecast::codec::trade::TradeEvent;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
+use reference::{Update, WINDOWS, reference};
 use support::{Broker, Child, Recorder};
 
-const WINDOWS: [i64; 4] = [1, 60, 300, 3600];
 /// Trades fed per second of wall time.
 const FEED_RATE_PER_S: u64 = 800;
 /// Trades per second of event time: event time runs 10× wall time, so the
@@ -46,52 +46,6 @@ const OUTAGE: Duration = Duration::from_secs(30);
 /// Feeding before the outage and after the broker is back.
 const BEFORE: Duration = Duration::from_secs(12);
 const AFTER: Duration = Duration::from_secs(15);
-
-/// A bar as the reference computes it.
-#[derive(Debug, Clone, PartialEq)]
-struct RefBar {
-    open: f64,
-    high: f64,
-    low: f64,
-    close: f64,
-    volume_lamports: u64,
-    volume_tokens: u64,
-    buy_volume_lamports: u64,
-    trades: u32,
-}
-
-type Key = ([u8; 32], u32, i64);
-
-/// SPEC §3 the plain way (as in `replay_to_kafka.rs`): group trades by
-/// (mint, window, floor(ts/w)*w). The feed's timestamps never go back, so
-/// no trade is late.
-fn reference(trades: &[TradeEvent]) -> BTreeMap<Key, RefBar> {
-    let mut bars: BTreeMap<Key, RefBar> = BTreeMap::new();
-    for t in trades {
-        let price = (t.virtual_sol_reserves as f64 / 1e9) / (t.virtual_token_reserves as f64 / 1e6);
-        for w in WINDOWS {
-            let start = t.timestamp.div_euclid(w) * w;
-            let bar = bars.entry((t.mint, w as u32, start)).or_insert(RefBar {
-                open: price,
-                high: price,
-                low: price,
-                close: price,
-                volume_lamports: 0,
-                volume_tokens: 0,
-                buy_volume_lamports: 0,
-                trades: 0,
-            });
-            bar.high = bar.high.max(price);
-            bar.low = bar.low.min(price);
-            bar.close = price;
-            bar.volume_lamports += t.sol_amount;
-            bar.volume_tokens += t.token_amount;
-            bar.buy_volume_lamports += if t.is_buy { t.sol_amount } else { 0 };
-            bar.trades += 1;
-        }
-    }
-    bars
-}
 
 /// The n-th trade of the feed: deterministic, timestamps one second apart
 /// every `TRADES_PER_EVENT_S` trades, starting 5 minutes before an hour.
@@ -196,41 +150,20 @@ fn start_serve(brokers: &str, topic: &str, listen: &str) -> Child {
     Child::spawn("serve", &args, support::log_path(topic, "serve"), true)
 }
 
-/// The whole topic against the reference of the trades fed: partition and
-/// key by window, per series seq +1 (no gap, no duplicate), one closing
-/// update per reference bar, with the reference's values.
+/// The whole topic against the reference of the trades fed (whose
+/// timestamps never go back, so no trade is late).
 fn check_topic(messages: &[support::Msg], fed: &[TradeEvent]) {
-    let expected = reference(fed);
-    let mut closing: BTreeMap<Key, Bar> = BTreeMap::new();
-    let mut last_seq: BTreeMap<([u8; 32], u32), u64> = BTreeMap::new();
-    for m in messages {
-        let bar = bar::access(&m.payload).unwrap_or_else(|e| panic!("undecodable bar at {}: {e}", m.offset)).to_bar();
-        let window_index = WINDOWS.iter().position(|&w| w == i64::from(bar.window_s)).unwrap();
-        assert_eq!(m.partition, window_index as i32, "partition by window");
-        assert_eq!(m.key, format!("key_{}", bar.window_s));
-        let seq = last_seq.entry((bar.mint, bar.window_s)).or_insert(0);
-        assert_eq!(bar.seq, *seq + 1, "seq of window {} at offset {}: a gap or a duplicate", bar.window_s, m.offset);
-        *seq = bar.seq;
-        if bar.closed {
-            let previous = closing.insert((bar.mint, bar.window_s, bar.open_time_s), bar);
-            assert!(previous.is_none(), "two closing updates for {:?}", (bar.window_s, bar.open_time_s));
-        }
-    }
-    assert_eq!(closing.len(), expected.len(), "one closing update per reference bar");
-    for (key, want) in &expected {
-        let got = closing.get(key).unwrap_or_else(|| panic!("no closing update for {key:?}"));
-        let got = RefBar {
-            open: got.open,
-            high: got.high,
-            low: got.low,
-            close: got.close,
-            volume_lamports: got.volume_lamports,
-            volume_tokens: got.volume_tokens,
-            buy_volume_lamports: got.buy_volume_lamports,
-            trades: got.trades,
-        };
-        assert_eq!(&got, want, "bar {key:?}");
-    }
+    let (expected, _) = reference(fed);
+    let updates: Vec<Update> = messages
+        .iter()
+        .map(|m| Update {
+            partition: m.partition,
+            key: m.key.clone(),
+            bar: bar::access(&m.payload).unwrap_or_else(|e| panic!("undecodable bar at {}: {e}", m.offset)).to_bar(),
+            at: format!("offset {}", m.offset),
+        })
+        .collect();
+    reference::check_updates(&updates, &expected);
 }
 
 #[test]

@@ -6,73 +6,18 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step is a failed test
 
 mod common;
+mod reference;
 
-use std::collections::BTreeMap;
 use std::io::Write;
 use std::process::{Command, Output};
 use std::time::Duration;
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use klinecast::codec::bar::Bar;
 use klinecast::codec::trade::TradeEvent;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
-
-const WINDOWS: [i64; 4] = [1, 60, 300, 3600];
-
-/// A bar as the reference computes it.
-#[derive(Debug, Clone, PartialEq)]
-struct RefBar {
-    open: f64,
-    high: f64,
-    low: f64,
-    close: f64,
-    volume_lamports: u64,
-    volume_tokens: u64,
-    buy_volume_lamports: u64,
-    trades: u32,
-}
-
-type Key = ([u8; 32], u32, i64);
-
-/// SPEC §3 the plain way: group trades by (mint, window, floor(ts/w)*w),
-/// dropping a trade for a window when the event clock (latest timestamp seen
-/// before it) already passed the end of its bar.
-fn reference(trades: &[TradeEvent]) -> (BTreeMap<Key, RefBar>, [u64; 4]) {
-    let mut bars: BTreeMap<Key, RefBar> = BTreeMap::new();
-    let mut late = [0u64; 4];
-    let mut clock = i64::MIN;
-    for t in trades {
-        let price = (t.virtual_sol_reserves as f64 / 1e9) / (t.virtual_token_reserves as f64 / 1e6);
-        for (i, w) in WINDOWS.into_iter().enumerate() {
-            let start = t.timestamp.div_euclid(w) * w;
-            if start + w <= clock {
-                late[i] += 1;
-                continue;
-            }
-            let bar = bars.entry((t.mint, w as u32, start)).or_insert(RefBar {
-                open: price,
-                high: price,
-                low: price,
-                close: price,
-                volume_lamports: 0,
-                volume_tokens: 0,
-                buy_volume_lamports: 0,
-                trades: 0,
-            });
-            bar.high = bar.high.max(price);
-            bar.low = bar.low.min(price);
-            bar.close = price;
-            bar.volume_lamports += t.sol_amount;
-            bar.volume_tokens += t.token_amount;
-            bar.buy_volume_lamports += if t.is_buy { t.sol_amount } else { 0 };
-            bar.trades += 1;
-        }
-        clock = clock.max(t.timestamp);
-    }
-    (bars, late)
-}
+use reference::{Update, reference};
 
 /// Thousands of trades over several mints: bursts within a second, exact
 /// window boundaries, gaps of hours, and a few out-of-order (late) trades.
@@ -156,36 +101,17 @@ fn replay_through_kafka_gives_one_correct_closing_update_per_bar() {
     assert!(stderr.contains("short 6, other event 6"), "rejected records are counted: {stderr}");
 
     let records = common::read_topic(&topic, expected.len(), Duration::from_secs(60));
-    let mut closing: BTreeMap<Key, Bar> = BTreeMap::new();
-    let mut last_seq: BTreeMap<([u8; 32], u32), u64> = BTreeMap::new();
-    for record in &records {
-        let bar = record.bar.clone().unwrap_or_else(|e| panic!("undecodable bar: {e}"));
-        let window_index = WINDOWS.iter().position(|&w| w == i64::from(bar.window_s)).unwrap();
-        assert_eq!(record.partition, window_index as i32, "partition by window");
-        assert_eq!(record.key, format!("key_{}", bar.window_s));
-        let seq = last_seq.entry((bar.mint, bar.window_s)).or_insert(0);
-        assert_eq!(bar.seq, *seq + 1, "seq grows by one per update of a series");
-        *seq = bar.seq;
-        if bar.closed {
-            let previous = closing.insert((bar.mint, bar.window_s, bar.open_time_s), bar);
-            assert!(previous.is_none(), "two closing updates for {:?}", (bar.window_s, bar.open_time_s));
-        }
-    }
-    assert_eq!(closing.len(), expected.len(), "one closing update per reference bar");
-    for (key, want) in &expected {
-        let got = closing.get(key).unwrap_or_else(|| panic!("no closing update for {key:?}"));
-        let got = RefBar {
-            open: got.open,
-            high: got.high,
-            low: got.low,
-            close: got.close,
-            volume_lamports: got.volume_lamports,
-            volume_tokens: got.volume_tokens,
-            buy_volume_lamports: got.buy_volume_lamports,
-            trades: got.trades,
-        };
-        assert_eq!(&got, want, "bar {key:?}");
-    }
+    let updates: Vec<Update> = records
+        .iter()
+        .enumerate()
+        .map(|(i, r)| Update {
+            partition: r.partition,
+            key: r.key.clone(),
+            bar: r.bar.clone().unwrap_or_else(|e| panic!("undecodable bar: {e}")),
+            at: format!("record {i}"),
+        })
+        .collect();
+    reference::check_updates(&updates, &expected);
 
     // `tail` reads the same bars back, filtered, as JSON lines.
     let minute_bars = expected.keys().filter(|k| k.1 == 60).count();

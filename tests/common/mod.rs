@@ -24,6 +24,27 @@ pub fn fresh_topic(prefix: &str) -> String {
     format!("{prefix}-{}-{nanos}", std::process::id())
 }
 
+/// A consumer of `topic` on `brokers` assigned every partition from the
+/// beginning (end-of-partition events on request), and the partition count.
+pub fn reader_from_beginning(brokers: &str, topic: &str, partition_eof: bool) -> (BaseConsumer, i32) {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("group.id", fresh_topic("it-reader"))
+        .set("enable.auto.commit", "false")
+        .set("enable.partition.eof", partition_eof.to_string())
+        .create()
+        .expect("consumer");
+    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10)).expect("metadata");
+    let partitions = metadata.topics()[0].partitions().len() as i32;
+    assert!(partitions > 0, "topic {topic} has no partitions");
+    let mut list = TopicPartitionList::new();
+    for p in 0..partitions {
+        list.add_partition_offset(topic, p, Offset::Beginning).expect("offset");
+    }
+    consumer.assign(&list).expect("assign");
+    (consumer, partitions)
+}
+
 /// One message read back.
 #[derive(Debug, Clone)]
 pub struct Record {
@@ -35,21 +56,7 @@ pub struct Record {
 /// Reads every message of `topic` from the beginning until each partition
 /// reports its end (after at least `min` messages), or `timeout`.
 pub fn read_topic(topic: &str, min: usize, timeout: Duration) -> Vec<Record> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers())
-        .set("group.id", fresh_topic("reader"))
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "true")
-        .create()
-        .expect("consumer");
-    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10)).expect("metadata");
-    let partitions = metadata.topics()[0].partitions().len() as i32;
-    assert!(partitions > 0, "topic {topic} has no partitions");
-    let mut list = TopicPartitionList::new();
-    for p in 0..partitions {
-        list.add_partition_offset(topic, p, Offset::Beginning).expect("offset");
-    }
-    consumer.assign(&list).expect("assign");
+    let (consumer, partitions) = reader_from_beginning(&brokers(), topic, true);
     let mut records = Vec::new();
     let mut at_end = vec![false; partitions as usize];
     let deadline = Instant::now() + timeout;

@@ -15,10 +15,10 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
+use rdkafka::ClientConfig;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 
 use crate::common::{Frame, Ws};
 
@@ -241,24 +241,10 @@ pub struct Msg {
 /// Reads every message of `topic` on `brokers`, from the beginning up to
 /// the end offsets found at the start, in offset order per partition.
 pub fn read_all(brokers: &str, topic: &str, timeout: Duration) -> Vec<Msg> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", brokers)
-        .set("group.id", format!("it-reader-{}", std::process::id()))
-        .set("enable.auto.commit", "false")
-        .set("enable.partition.eof", "false")
-        .create()
-        .expect("consumer");
-    let metadata = consumer.fetch_metadata(Some(topic), Duration::from_secs(10)).expect("metadata");
-    let partitions = metadata.topics()[0].partitions().len() as i32;
-    assert!(partitions > 0, "topic {topic} has no partitions");
-    let mut list = TopicPartitionList::new();
-    let mut end = Vec::new();
-    for p in 0..partitions {
-        let (_, high) = consumer.fetch_watermarks(topic, p, Duration::from_secs(10)).expect("watermarks");
-        end.push(high);
-        list.add_partition_offset(topic, p, Offset::Beginning).expect("offset");
-    }
-    consumer.assign(&list).expect("assign");
+    let (consumer, partitions) = crate::common::reader_from_beginning(brokers, topic, false);
+    let end: Vec<i64> = (0..partitions)
+        .map(|p| consumer.fetch_watermarks(topic, p, Duration::from_secs(10)).expect("watermarks").1)
+        .collect();
     let mut next: Vec<i64> = vec![0; partitions as usize];
     let mut messages = Vec::with_capacity(end.iter().sum::<i64>() as usize);
     let deadline = Instant::now() + timeout;
