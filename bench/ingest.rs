@@ -6,7 +6,8 @@
 //! second of event time so bars of every window open and close, and the same
 //! trades as JSON objects for the baseline.
 //!
-//! - klinecast: `TradeEvent::decode` then `Aggregator::apply` with
+//! - klinecast: the ingest path: `event::decode` (dispatch and the
+//!   `TradeEvent` decoder), `Market::price`, then `Aggregator::apply` with
 //!   `EmitPolicy::EveryChange`, the output buffer cleared every batch of
 //!   [`BATCH`] events, as the ingest loop does.
 //! - baseline: what the original service did: `serde_json` parses each trade
@@ -34,7 +35,9 @@ use std::time::{Duration, Instant};
 
 use klinecast::aggregate::{Aggregator, EmitPolicy, Windows};
 use klinecast::codec::bar::Bar;
+use klinecast::codec::event::{self, Position, Program};
 use klinecast::codec::trade::{LAMPORTS_PER_SOL, TOKEN_UNITS_PER_TOKEN, TRADE_EVENT_MIN_LEN, TradeEvent};
+use klinecast::market::Market;
 use klinecast::source::{MAX_BATCH, MockConfig, MockSource};
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -229,7 +232,7 @@ fn generate(mints: u32, events: usize) -> Result<Inputs, Box<dyn Error>> {
     let mut source = MockSource::new(MockConfig { mints, rate_per_s: 0, seed: SEED });
     let mut trades = Vec::with_capacity(events);
     let mut rejected = 0usize;
-    source.fill(events, |bytes| match TradeEvent::decode(bytes) {
+    source.fill(events, |record| match TradeEvent::decode(record.bytes) {
         Ok(trade) => trades.push(trade),
         Err(_) => rejected += 1,
     });
@@ -256,12 +259,15 @@ fn generate(mints: u32, events: usize) -> Result<Inputs, Box<dyn Error>> {
 /// One klinecast pass over all events; returns the bars emitted.
 fn klinecast_pass(inputs: &Inputs, windows: &Windows, policy: EmitPolicy, out: &mut Vec<Bar>) -> u64 {
     let mut agg = Aggregator::new(windows, policy);
+    let mut market = Market::new(0);
     let mut bars = 0;
     for batch in inputs.binary.chunks(BATCH * TRADE_EVENT_MIN_LEN) {
         out.clear();
         for record in batch.chunks_exact(TRADE_EVENT_MIN_LEN) {
             // Inputs are checked before timing: nothing is rejected.
-            if let Ok(trade) = TradeEvent::decode(black_box(record)) {
+            if let Ok(event) = event::decode(Some(Program::PumpFun), black_box(record))
+                && let Ok(trade) = market.price(&event, Position::default())
+            {
                 black_box(agg.apply(&trade, out).is_ok());
             }
         }
@@ -274,7 +280,7 @@ fn klinecast_pass(inputs: &Inputs, windows: &Windows, policy: EmitPolicy, out: &
 /// Decoding alone: every field of every record, nothing aggregated.
 fn decode_pass(inputs: &Inputs) -> u64 {
     for record in inputs.binary.chunks_exact(TRADE_EVENT_MIN_LEN) {
-        black_box(TradeEvent::decode(black_box(record)).ok());
+        black_box(event::decode(Some(Program::PumpFun), black_box(record)).ok());
     }
     0
 }
@@ -283,7 +289,7 @@ fn decode_pass(inputs: &Inputs) -> u64 {
 /// (not part of the SPEC bar).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Part {
-    /// `TradeEvent::decode` only.
+    /// `event::decode` only.
     Decode,
     /// Decode + apply with `EmitPolicy::Coalesce` never flushed: the state
     /// updates without the per-change `Bar` pushes (closing bars still go
@@ -298,7 +304,7 @@ impl Part {
 
     fn label(self) -> &'static str {
         match self {
-            Self::Decode => "`TradeEvent::decode` only",
+            Self::Decode => "`event::decode` only",
             Self::NoUpdatesEmitted => "decode + `apply`, open-bar updates not emitted (`Coalesce`, never flushed)",
             Self::OneWindow => "decode + `apply`, every change emitted, one window (1s) instead of four",
         }
@@ -383,9 +389,11 @@ fn baseline_pass(inputs: &Inputs, windows: &Windows, out: &mut Vec<Candle>) -> u
 fn check_same_updates(inputs: &Inputs, windows: &Windows) -> Result<(), Box<dyn Error>> {
     let events = CHECK_EVENTS.min(inputs.json_ends.len());
     let mut agg = Aggregator::new(windows, EmitPolicy::EveryChange);
+    let mut market = Market::new(0);
     let mut bars = Vec::new();
     for record in inputs.binary.chunks_exact(TRADE_EVENT_MIN_LEN).take(events) {
-        agg.apply(&TradeEvent::decode(record)?, &mut bars)?;
+        let trade = market.price(&event::decode(Some(Program::PumpFun), record)?, Position::default())?;
+        agg.apply(&trade, &mut bars)?;
     }
     let mut naive = NaiveAggregator::new(windows);
     let mut candles = Vec::new();

@@ -590,20 +590,12 @@ fn run_probe_on(brokers: &str, topic: &str) -> Res<ClientProbe> {
     let tap = Tap::start(brokers, topic, &[], expected.as_nanos() as u64)?;
     std::thread::sleep(WARM_UP);
     let mut bar = klinecast::codec::bar::Bar {
-        mint: [7; 32],
-        open_time_s: common::unix_now_s() as i64,
-        window_s: 1,
-        trades: 1,
-        open: 2.8e-8,
-        high: 2.8e-8,
-        low: 2.8e-8,
-        close: 2.8e-8,
-        volume_lamports: 1_000_000,
+        volume_quote: 1_000_000,
         volume_tokens: 35_000_000_000,
-        buy_volume_lamports: 1_000_000,
+        buy_volume_quote: 1_000_000,
+        buy_volume_tokens: 35_000_000_000,
         seq: 0,
-        produced_ns: 0,
-        closed: false,
+        ..klinecast::codec::bar::Bar::one_trade([7; 32], 1, common::unix_now_s() as i64, 2.8e-8)
     };
     let started = std::time::Instant::now();
     let total = (RAMP + run_time()).as_secs() * u64::from(RATE);
@@ -616,7 +608,7 @@ fn run_probe_on(brokers: &str, topic: &str) -> Res<ClientProbe> {
         }
         bar.seq = i + 1;
         bar.trades = i as u32 + 1;
-        if sink.try_send(&bar).is_err() {
+        if sink.try_send(&bar, 0).is_err() {
             sink.poll();
         }
         sink.poll();

@@ -154,20 +154,17 @@ fn bar_pool(windows: &Windows) -> Vec<Bar> {
             let mut mint = [0u8; 32];
             mint[..8].copy_from_slice(&(i as u64 % 1000).to_le_bytes());
             Bar {
-                mint,
-                open_time_s: FIRST_TS_S + (i as i64 / 4) * i64::from(window_s),
-                window_s,
                 trades: 1 + (i % 50) as u32,
-                open: price,
                 high: price * 1.01,
                 low: price * 0.99,
                 close: price * (1.0 + (i % 7) as f64 * 1e-3),
-                volume_lamports: 1_000_000 * (1 + i as u64),
+                volume_quote: 1_000_000 * (1 + i as u64),
                 volume_tokens: 35_000_000_000 * (1 + i as u64 % 13),
-                buy_volume_lamports: 500_000 * (1 + i as u64),
+                buy_volume_quote: 500_000 * (1 + i as u64),
+                buy_volume_tokens: 17_000_000_000 * (1 + i as u64 % 13),
                 seq: 0,
-                produced_ns: 0,
                 closed: i % 3 == 0,
+                ..Bar::one_trade(mint, window_s, FIRST_TS_S + (i as i64 / 4) * i64::from(window_s), price)
             }
         })
         .collect()
@@ -197,7 +194,7 @@ fn run_klinecast(setup: &Setup, topic: &str, round: usize) -> Result<RunResult, 
     for i in 0..setup.bars {
         let bar = Bar { seq: i / POOL as u64 + 1, ..setup.pool[i as usize % POOL] };
         loop {
-            match sink.try_send(&bar) {
+            match sink.try_send(&bar, 0) {
                 Ok(()) => break,
                 Err(SendError::QueueFull) => {
                     sink.poll();

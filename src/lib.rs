@@ -4,8 +4,9 @@
 //! Where a byte goes, in order:
 //! - [`source`]: where trades come from (a mock bonding curve, or a replay of
 //!   `Program data:` log lines), as raw `TradeEvent` bytes.
-//! - [`codec`]: byte formats without I/O: `TradeEvent` decoding, the `Bar`
-//!   archive.
+//! - [`codec`]: byte formats without I/O: pump.fun and PumpSwap events, the
+//!   `Bar` archive.
+//! - [`market`]: decoded events → priced trades (pools, quotes, decimals).
 //! - [`aggregate`]: trades → bars per (mint, window), the rules of SPEC §3.
 //! - [`sink`]: bars → Kafka (librdkafka settings live in `sink::settings`).
 //! - [`ingest`]: the loop that drives source → aggregate → sink on its core.
@@ -17,6 +18,7 @@ pub mod cli;
 pub mod codec;
 pub mod gateway;
 pub mod ingest;
+pub mod market;
 pub mod runtime;
 pub mod sink;
 pub mod source;

@@ -3,11 +3,13 @@
 
 use std::io::IsTerminal;
 use std::process::ExitCode;
+use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
 use klinecast::cli::{Cli, Command, GatewayArgs, IngestArgs, ServeArgs, SourceConfig, plan_cores, tail};
 use klinecast::gateway::Gateway;
+use klinecast::ingest::metrics::IngestMetrics;
 use klinecast::ingest::{self, IngestReport};
 use klinecast::runtime::{self, Shutdown};
 use klinecast::sink::{KafkaSink, restore};
@@ -84,11 +86,13 @@ fn run_ingest(args: IngestArgs, shutdown: Shutdown) -> anyhow::Result<IngestRepo
         Source::Replay(_) => Vec::new(),
     };
     let core = runtime::cores(&args.cores)[0];
-    let config = args.ingest_config();
+    let config = args.ingest_config().map_err(anyhow::Error::msg)?;
+    let metrics = Arc::new(IngestMetrics::default());
     tracing::info!(windows = %config.windows, core, brokers = %args.kafka.brokers, topic = %args.kafka.topic, "ingest starting");
     let stop = shutdown.clone();
     let report =
-        runtime::spawn_pinned("ingest", core, move || ingest::run(config, source, sink, restored, stop))?.join()?;
+        runtime::spawn_pinned("ingest", core, move || ingest::run(config, source, sink, restored, stop, metrics))?
+            .join()?;
     tracing::info!(%report, "ingest finished");
     if report.unflushed > 0 {
         anyhow::bail!("{} bars were not acknowledged by Kafka before exit", report.unflushed);

@@ -51,9 +51,11 @@ const AFTER: Duration = Duration::from_secs(15);
 /// every `TRADES_PER_EVENT_S` trades, starting 5 minutes before an hour.
 fn trade(rng: &mut StdRng, n: u64) -> TradeEvent {
     let vsol = rng.random_range(30_000_000_000u64..90_000_000_000);
+    let mint = [rng.random_range(1..=MINTS); 32];
+    let sol_amount = rng.random_range(1_000_000..3_000_000_000);
     TradeEvent {
-        mint: [rng.random_range(1..=MINTS); 32],
-        sol_amount: rng.random_range(1_000_000..3_000_000_000),
+        mint,
+        sol_amount,
         token_amount: rng.random_range(1_000_000..50_000_000_000_000),
         is_buy: rng.random_bool(0.5),
         user: [9; 32],
@@ -62,6 +64,9 @@ fn trade(rng: &mut StdRng, n: u64) -> TradeEvent {
         virtual_token_reserves: rng.random_range(300_000_000_000_000u64..1_073_000_000_000_000),
         real_sol_reserves: vsol - 30_000_000_000,
         real_token_reserves: 0,
+        quote_mint: [0; 32],
+        quote_amount: sol_amount,
+        virtual_quote_reserves: vsol,
     }
 }
 

@@ -16,10 +16,16 @@ use std::time::{Duration, Instant};
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use klinecast::aggregate::{Aggregator, EmitPolicy, Windows};
-use klinecast::codec::bar::{self, BAR_LEN, Bar, BarError};
-use klinecast::codec::trade::{DecodeError, TRADE_EVENT_DISCRIMINATOR, TRADE_EVENT_MIN_LEN, TradeEvent};
+use klinecast::codec::bar::{self, BAR_FORMAT, BAR_LEN, Bar, BarError};
+use klinecast::codec::borsh::RejectKind;
+use klinecast::codec::event::{self, Event, Position};
+use klinecast::codec::idl::{self, SCHEMAS, Ty};
+use klinecast::codec::trade::{
+    DecodeError, TRADE_EVENT_DISCRIMINATOR, TRADE_EVENT_MIN_LEN, TRADE_EVENT_OLDEST_LEN, TradeEvent,
+};
 use klinecast::gateway::http::{self, HttpError, MAX_HEAD_BYTES, Route};
 use klinecast::gateway::protocol::{self, Command, CommandError};
+use klinecast::market::Market;
 use klinecast::source::Filled;
 use klinecast::source::replay::{self, Line, ReplaySource};
 use proptest::collection::vec;
@@ -57,6 +63,9 @@ fn any_event() -> impl Strategy<Value = TradeEvent> {
             virtual_token_reserves: reserves[1],
             real_sol_reserves: reserves[2],
             real_token_reserves: reserves[3],
+            quote_mint: [0; 32],
+            quote_amount: sol_amount,
+            virtual_quote_reserves: reserves[0],
         })
 }
 
@@ -76,50 +85,52 @@ fn record_bytes() -> impl Strategy<Value = Vec<u8>> {
 proptest! {
     #![proptest_config(config(2000))]
 
-    /// Arbitrary bytes never panic, and whatever decodes is exactly the
-    /// first 129 bytes: decoding is the inverse of encoding.
+    /// Arbitrary bytes never panic; whatever decodes has the oldest layout's
+    /// fields, and the 2024 layout's prefix decodes to exactly what it
+    /// encodes.
     #[test]
     fn trade_decode_never_panics_and_accepts_only_valid_records(bytes in record_bytes()) {
         match TradeEvent::decode(&bytes) {
             Ok(event) => {
-                prop_assert!(bytes.len() >= TRADE_EVENT_MIN_LEN);
-                prop_assert_eq!(&event.encode()[..], &bytes[..TRADE_EVENT_MIN_LEN]);
+                prop_assert!(bytes.len() >= TRADE_EVENT_OLDEST_LEN);
+                if bytes.len() >= TRADE_EVENT_MIN_LEN {
+                    prop_assert_eq!(&event.encode()[..], &bytes[..TRADE_EVENT_MIN_LEN]);
+                }
             }
-            Err(DecodeError::TooShort { len }) => {
+            Err(DecodeError::TooShort { len, need }) => {
                 prop_assert_eq!(len, bytes.len());
-                prop_assert!(len < TRADE_EVENT_MIN_LEN);
+                prop_assert!(len < need);
             }
+            Err(DecodeError::Truncated { len, .. }) => prop_assert!(len > TRADE_EVENT_OLDEST_LEN),
             Err(DecodeError::WrongDiscriminator { found }) => {
-                prop_assert!(bytes.len() >= TRADE_EVENT_MIN_LEN);
                 prop_assert_eq!(&found[..], &bytes[..8]);
                 prop_assert_ne!(found, TRADE_EVENT_DISCRIMINATOR);
             }
-            Err(DecodeError::BadBool { byte }) => {
+            Err(DecodeError::BadBool { field, byte }) => {
                 prop_assert_eq!(&bytes[..8], &TRADE_EVENT_DISCRIMINATOR[..]);
-                prop_assert_eq!(byte, bytes[IS_BUY_OFFSET]);
                 prop_assert!(byte >= 2);
+                if field == "is_buy" {
+                    prop_assert_eq!(byte, bytes[IS_BUY_OFFSET]);
+                }
             }
+            Err(DecodeError::BadString { field }) => prop_assert_eq!(field, "ix_name"),
         }
     }
 
-    /// Any event round-trips, with or without the fields newer program
-    /// versions append.
+    /// Any event round-trips through the 2024 layout.
     #[test]
-    fn trade_encode_decode_round_trips(event in any_event(), trailing in vec(any::<u8>(), 0..200)) {
+    fn trade_encode_decode_round_trips(event in any_event()) {
         let encoded = event.encode();
         prop_assert_eq!(encoded.len(), TRADE_EVENT_MIN_LEN);
         prop_assert_eq!(TradeEvent::decode(&encoded), Ok(event));
-        let mut newer = encoded.to_vec();
-        newer.extend_from_slice(&trailing);
-        prop_assert_eq!(TradeEvent::decode(&newer), Ok(event));
     }
 
-    /// Every record shorter than 129 bytes is `TooShort` with its length,
-    /// even a prefix of a valid one.
+    /// Every record shorter than the oldest layout is `TooShort` with its
+    /// length, even a prefix of a valid one.
     #[test]
-    fn trade_short_records_are_too_short(event in any_event(), len in 0..TRADE_EVENT_MIN_LEN) {
+    fn trade_short_records_are_too_short(event in any_event(), len in 8..TRADE_EVENT_OLDEST_LEN) {
         let encoded = event.encode();
-        prop_assert_eq!(TradeEvent::decode(&encoded[..len]), Err(DecodeError::TooShort { len }));
+        prop_assert_eq!(TradeEvent::decode(&encoded[..len]), Err(DecodeError::TooShort { len, need: TRADE_EVENT_OLDEST_LEN }));
     }
 
     /// Any other 8 bytes in front are another event, reported as found.
@@ -133,11 +144,121 @@ proptest! {
 
     /// A Borsh bool is 0 or 1; 2..=255 is refused with the byte.
     #[test]
-    fn trade_bool_bytes_from_two_are_refused(event in any_event(), byte in 2..=u8::MAX, extra in 0..64usize) {
+    fn trade_bool_bytes_from_two_are_refused(event in any_event(), byte in 2..=u8::MAX) {
         let mut bytes = event.encode().to_vec();
-        bytes.resize(TRADE_EVENT_MIN_LEN + extra, 0xaa);
         bytes[IS_BUY_OFFSET] = byte;
-        prop_assert_eq!(TradeEvent::decode(&bytes), Err(DecodeError::BadBool { byte }));
+        prop_assert_eq!(TradeEvent::decode(&bytes), Err(DecodeError::BadBool { field: "is_buy", byte }));
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Every event decoder against the IDL decoder
+
+/// A value of `ty`, as bytes, from `seed`: strings of 0..40 UTF-8 bytes,
+/// 0..4 shareholders.
+fn field_bytes(ty: Ty, seed: u64) -> Vec<u8> {
+    let n = |bytes: usize| (0..bytes).map(|i| (seed.rotate_left(i as u32 * 7) as u8) ^ i as u8).collect::<Vec<u8>>();
+    match ty {
+        Ty::Pk => n(32),
+        Ty::U64 | Ty::I64 => n(8),
+        Ty::U16 => n(2),
+        Ty::U8 => n(1),
+        Ty::Bool => vec![(seed & 1) as u8],
+        Ty::Str => {
+            let text: String = (0..seed % 40).map(|i| char::from(b'a' + (i % 26) as u8)).collect();
+            let mut out = (text.len() as u32).to_le_bytes().to_vec();
+            out.extend_from_slice(text.as_bytes());
+            out
+        }
+        Ty::Shareholders => {
+            let count = (seed % 4) as usize;
+            let mut out = (count as u32).to_le_bytes().to_vec();
+            out.extend((0..count * 34).map(|i| i as u8));
+            out
+        }
+    }
+}
+
+/// A valid record of schema `which`: its fields from `seeds`, cut after
+/// `keep` fields (at least the oldest layout's), then `trailing` bytes if
+/// it has every field.
+fn valid_record(which: usize, seeds: &[u64], keep: usize, trailing: &[u8]) -> (Vec<u8>, usize) {
+    let schema = &SCHEMAS[which % SCHEMAS.len()];
+    let keep = schema.oldest_fields + keep % (schema.fields.len() - schema.oldest_fields + 1);
+    let mut bytes = schema.discriminator.to_vec();
+    for (i, (_, ty)) in schema.fields.iter().take(keep).enumerate() {
+        bytes.extend(field_bytes(*ty, seeds[i % seeds.len()]));
+    }
+    if keep == schema.fields.len() {
+        bytes.extend_from_slice(trailing);
+    }
+    (bytes, keep)
+}
+
+proptest! {
+    #![proptest_config(config(2000))]
+
+    /// Every valid record of every event, of every layout length and with
+    /// trailing bytes, decodes with the fast decoder and the IDL decoder,
+    /// and they read the same values.
+    #[test]
+    fn fast_decoders_read_what_the_idl_says(
+        which in 0..SCHEMAS.len(),
+        seeds in vec(any::<u64>(), 1..40),
+        keep in any::<usize>(),
+        trailing in vec(any::<u8>(), 0..30),
+    ) {
+        let (bytes, kept) = valid_record(which, &seeds, keep, &trailing);
+        let full = idl::decode_full(None, &bytes);
+        prop_assert!(full.is_ok(), "IDL decoder: {:?}", full.err());
+        let full = full.unwrap();
+        prop_assert_eq!(full.fields.len(), kept);
+        let fast = event::decode(None, &bytes);
+        prop_assert!(fast.is_ok(), "fast decoder: {:?}", fast.err());
+        let field = |name: &str| full.fields.get(name).cloned();
+        let b58 = |key: &[u8; 32]| serde_json::json!(bs58::encode(key).into_string());
+        match fast.unwrap() {
+            Event::Trade(t) => {
+                prop_assert_eq!(field("mint"), Some(b58(&t.mint)));
+                prop_assert_eq!(field("timestamp"), Some(serde_json::json!(t.timestamp)));
+                prop_assert_eq!(field("virtual_token_reserves"), Some(serde_json::json!(t.virtual_token_reserves)));
+                if let Some(quote) = field("virtual_quote_reserves") {
+                    prop_assert_eq!(quote, serde_json::json!(t.virtual_quote_reserves));
+                }
+            }
+            Event::Swap(s) => {
+                prop_assert_eq!(field("pool"), Some(b58(&s.pool)));
+                prop_assert_eq!(field("pool_base_token_reserves"), Some(serde_json::json!(s.pool_base_reserves)));
+            }
+            Event::Created(c) | Event::Completed(c) => prop_assert_eq!(field("mint"), Some(b58(&c.mint))),
+            Event::Migrated(m) => prop_assert_eq!(field("pool"), Some(b58(&m.pool))),
+            Event::PoolCreated(p) => prop_assert_eq!(field("pool"), Some(b58(&p.pool))),
+        }
+    }
+
+    /// Arbitrary bytes behind any known discriminator: both decoders accept
+    /// the same records, and refuse the rest as this event (too short or a
+    /// bad value: the fast decoders check the length first) rather than as
+    /// another; neither panics.
+    #[test]
+    fn fast_and_idl_decoders_agree_on_arbitrary_bytes(
+        which in 0..SCHEMAS.len(),
+        seeds in vec(any::<u64>(), 1..40),
+        keep in any::<usize>(),
+        cut in any::<usize>(),
+        flip in any::<(usize, u8)>(),
+    ) {
+        let (mut bytes, _) = valid_record(which, &seeds, keep, &[]);
+        let len = 8 + cut % (bytes.len() - 7);
+        bytes.truncate(len);
+        if bytes.len() > 8 {
+            let at = 8 + flip.0 % (bytes.len() - 8);
+            bytes[at] ^= flip.1;
+        }
+        let other = |e: DecodeError| e.kind() == RejectKind::OtherEvent;
+        let fast = event::decode(None, &bytes).map(|_| ()).map_err(other);
+        let full = idl::decode_full(None, &bytes).map(|_| ()).map_err(other);
+        prop_assert_eq!(fast, full, "{} bytes of {}", bytes.len(), SCHEMAS[which].name);
     }
 }
 
@@ -158,6 +279,7 @@ proptest! {
     fn parse_line_never_panics(line in any::<String>()) {
         match replay::parse_line(&line) {
             Line::Skip => {}
+            Line::Json(json) => prop_assert!(json.starts_with(char::from(0x7b))),
             Line::Data(data) => {
                 prop_assert_eq!(data.trim(), data);
                 prop_assert!(line.contains(data));
@@ -580,29 +702,40 @@ fn valid_bar() -> impl Strategy<Value = Bar> {
         -1_000_000_000i64..1_000_000_000,
         1..=u32::MAX,
         [price.clone(), price.clone(), price.clone(), price],
-        any::<[u64; 5]>(),
-        any::<bool>(),
+        any::<[u64; 10]>(),
+        (any::<bool>(), 1..=3u8, any::<u8>(), any::<[u8; 32]>(), any::<u32>()),
     )
-        .prop_map(|(mint, window_s, slot, trades, mut prices, counters, closed)| {
-            prices.sort_by(f64::total_cmp);
-            let [low, a, b, high] = prices;
-            Bar {
-                mint,
-                open_time_s: slot * i64::from(window_s),
-                window_s,
-                trades,
-                open: a,
-                high,
-                low,
-                close: b,
-                volume_lamports: counters[0],
-                volume_tokens: counters[1],
-                buy_volume_lamports: counters[2],
-                seq: counters[3],
-                produced_ns: counters[4],
-                closed,
-            }
-        })
+        .prop_map(
+            |(mint, window_s, slot, trades, mut prices, counters, (closed, venues, decimals, quote_mint, event))| {
+                prices.sort_by(f64::total_cmp);
+                let [low, a, b, high] = prices;
+                Bar {
+                    format: BAR_FORMAT,
+                    venues,
+                    quote_decimals: decimals,
+                    mint,
+                    quote_mint,
+                    open_time_s: slot * i64::from(window_s),
+                    window_s,
+                    trades,
+                    open: a,
+                    high,
+                    low,
+                    close: b,
+                    volume_quote: counters[0],
+                    volume_tokens: counters[1],
+                    buy_volume_quote: counters[2],
+                    buy_volume_tokens: counters[5],
+                    seq: counters[3],
+                    produced_ns: counters[4],
+                    last_slot: counters[6],
+                    last_signature: counters[7],
+                    last_event: event,
+                    resume_slot: counters[8],
+                    closed,
+                }
+            },
+        )
 }
 
 proptest! {
@@ -630,6 +763,11 @@ proptest! {
             Err(BarError::WrongLength { len }) => {
                 prop_assert_eq!(len, bytes.len());
                 prop_assert_ne!(len, BAR_LEN);
+            }
+            Err(BarError::FormatOne) => prop_assert_eq!(bytes.len(), bar::BAR_V1_LEN),
+            Err(BarError::UnsupportedFormat { found }) => {
+                prop_assert_ne!(found, BAR_FORMAT);
+                prop_assert_eq!(&found.to_le_bytes()[..], &bytes[..2]);
             }
             Err(BarError::Malformed(_) | BarError::Invariant(_)) => prop_assert_eq!(bytes.len(), BAR_LEN),
         }
@@ -725,7 +863,7 @@ fn run_steps(agg: &mut Aggregator, start_s: i64, steps: &[Step]) -> (Vec<Bar>, u
         match *step {
             Step::Trade { mint, dt, sol, reserves, is_buy } => {
                 now = now.saturating_add(dt);
-                let trade = TradeEvent {
+                let event = TradeEvent {
                     mint: [mint.wrapping_mul(37).wrapping_add(1); 32],
                     sol_amount: sol,
                     token_amount: sol / 3,
@@ -736,8 +874,12 @@ fn run_steps(agg: &mut Aggregator, start_s: i64, steps: &[Step]) -> (Vec<Bar>, u
                     virtual_token_reserves: reserves.1,
                     real_sol_reserves: 0,
                     real_token_reserves: 0,
+                    quote_mint: [0; 32],
+                    quote_amount: sol,
+                    virtual_quote_reserves: reserves.0,
                 };
-                if agg.apply(&trade, &mut out).is_ok() {
+                let priced = Market::new(0).price(&Event::Trade(event), Position::default());
+                if priced.is_ok_and(|trade| agg.apply(&trade, &mut out).is_ok()) {
                     accepted += 1;
                 }
             }

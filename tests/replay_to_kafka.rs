@@ -36,9 +36,11 @@ fn trades() -> Vec<TradeEvent> {
         let late = i % 97 == 0 && i > 0;
         let timestamp = if late { ts - rng.random_range(1..90) } else { ts };
         let vsol = rng.random_range(30_000_000_000u64..90_000_000_000);
+        let mint = mints[rng.random_range(0..mints.len())];
+        let sol_amount = rng.random_range(1_000_000..3_000_000_000);
         out.push(TradeEvent {
-            mint: mints[rng.random_range(0..mints.len())],
-            sol_amount: rng.random_range(1_000_000..3_000_000_000),
+            mint,
+            sol_amount,
             token_amount: rng.random_range(1_000_000..50_000_000_000_000),
             is_buy: rng.random_bool(0.5),
             user: [9; 32],
@@ -47,6 +49,9 @@ fn trades() -> Vec<TradeEvent> {
             virtual_token_reserves: rng.random_range(300_000_000_000_000u64..1_073_000_000_000_000),
             real_sol_reserves: vsol - 30_000_000_000,
             real_token_reserves: 0,
+            quote_mint: [0; 32],
+            quote_amount: sol_amount,
+            virtual_quote_reserves: vsol,
         });
     }
     out
@@ -67,7 +72,9 @@ fn replay_file(trades: &[TradeEvent]) -> tempfile::NamedTempFile {
         }
         let mut record = t.encode().to_vec();
         if i % 2 == 0 {
-            record.extend_from_slice(&[0xab; 138]); // newer program version
+            // The 2025 layout (fee recipient, fees, creator and creator
+            // fee appended): keys and integers, so any bytes are valid.
+            record.extend_from_slice(&[0xab; 96]);
         }
         writeln!(file, "Program data: {}", STANDARD.encode(record)).unwrap();
     }

@@ -56,7 +56,7 @@ fn a_restarted_ingest_continues_open_bars_and_seq() {
         assert_eq!(next.open, last.open, "open is not reset");
         assert!(next.high >= last.high && next.low <= last.low, "high and low are not reset");
         assert_eq!(next.trades, last.trades + 1, "the trade count continues");
-        assert!(next.volume_lamports > last.volume_lamports);
+        assert!(next.volume_quote > last.volume_quote);
     }
     // The 1 s bar left open at shutdown is closed after the restart, once.
     let seconds: Vec<Bar> = series(&topic, 1).into_iter().filter(|b| b.seq > last_second.seq).collect();

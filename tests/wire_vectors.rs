@@ -20,12 +20,19 @@ fn unhex(text: &str) -> Vec<u8> {
 }
 
 fn bar_of(fields: &Value) -> Bar {
-    let mut mint = [0u8; 32];
-    bs58::decode(fields["mint"].as_str().expect("mint")).onto(&mut mint[..]).expect("base58 mint");
+    let key = |k: &str| {
+        let mut out = [0u8; 32];
+        bs58::decode(fields[k].as_str().expect(k)).onto(&mut out[..]).expect("base58 key");
+        out
+    };
     let u = |k: &str| fields[k].as_u64().unwrap_or_else(|| panic!("{k}"));
     let f = |k: &str| fields[k].as_f64().unwrap_or_else(|| panic!("{k}"));
     Bar {
-        mint,
+        format: u("format") as u16,
+        venues: u("venues") as u8,
+        quote_decimals: u("quote_decimals") as u8,
+        mint: key("mint"),
+        quote_mint: key("quote_mint"),
         open_time_s: fields["open_time_s"].as_i64().expect("open_time_s"),
         window_s: u("window_s") as u32,
         trades: u("trades") as u32,
@@ -33,11 +40,16 @@ fn bar_of(fields: &Value) -> Bar {
         high: f("high"),
         low: f("low"),
         close: f("close"),
-        volume_lamports: u("volume_lamports"),
+        volume_quote: u("volume_quote"),
         volume_tokens: u("volume_tokens"),
-        buy_volume_lamports: u("buy_volume_lamports"),
+        buy_volume_quote: u("buy_volume_quote"),
+        buy_volume_tokens: u("buy_volume_tokens"),
         seq: u("seq"),
         produced_ns: u("produced_ns"),
+        last_slot: u("last_slot"),
+        last_signature: u("last_signature"),
+        last_event: u("last_event") as u32,
+        resume_slot: u("resume_slot"),
         closed: fields["closed"].as_bool().expect("closed"),
     }
 }

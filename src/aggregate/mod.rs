@@ -7,23 +7,42 @@
 //! The rules, in one place:
 //! - A bar covers `[open_time, open_time + window)`, `open_time =
 //!   floor(ts / window) * window`; the first trade sets `open`.
-//! - The clock is the latest time seen: trade timestamps, plus the wall clock
-//!   when the source is live ([`Aggregator::advance_clock`]). Every bar whose
-//!   end is at or before the clock is closed; its closing update always goes
-//!   out. A trade of a later bar of the same mint moves the clock past the
-//!   open bar's end, so it closes that bar first.
-//! - A trade whose bar already ended by the clock is late: counted per window
-//!   and dropped, never applied to a closed bar.
+//! - The clock closes bars: every bar whose end is at or before it is
+//!   closed, and its closing update always goes out. With
+//!   [`ClockMode::Event`] (mock, replay) the clock is the latest time seen:
+//!   trade timestamps and [`Aggregator::advance_clock`]; a trade of a later
+//!   bar moves it past the open bars' ends, so it closes them first. With
+//!   [`ClockMode::External`] (the live source, whose block times arrive a
+//!   little out of order) only `advance_clock` moves it (the wall clock less
+//!   the allowed lateness), and a trade of a later bar of the same series
+//!   closes that series' open bar.
+//! - A trade whose bar already ended by the clock, or that is older than
+//!   its series' open bar, is late: counted per window and dropped, never
+//!   applied to a closed bar.
 //! - With an emit interval, changes of open bars are coalesced until
 //!   [`Aggregator::flush_changes`]; with none, every change is emitted.
-//! - `seq` grows by one per emitted update of a series.
+//! - `seq` grows by one per emitted update of a series. A series with no
+//!   known past starts at 1 ([`SeqOrigin::One`]) or, for live sources, at
+//!   its first trade's time × 2^20 ([`SeqOrigin::Time`]), above any `seq`
+//!   an earlier life of the series can have reached, so consumers that drop
+//!   stale updates by `seq` never drop a new one.
+//! - A coin trades in one quote: a trade in another quote than the mint's
+//!   first is refused and counted.
+//! - A restored series ([`Aggregator::restore`]) that carries the position
+//!   of its last trade skips replayed trades up to that position, so a
+//!   restarted live source can replay from an earlier point without
+//!   applying a trade twice.
+//! - A mint whose bars are all closed and that has not traded for longer
+//!   than the longest window is evicted ([`Aggregator::evict_idle`]); its
+//!   `seq`s are kept in a bounded list, so when it trades again its series
+//!   go on where they were.
 //!
 //! How it keeps up with one core's worth of trades (SPEC §7: 20 M/s, about
 //! 50 ns per trade for four windows):
 //! - The bar of each window that holds a timestamp is computed once per
 //!   distinct timestamp ([`Window::hold`]), not once per trade and window.
-//! - A series keeps only what differs between its bars (80 bytes; the mint
-//!   and window are stored once), and a mint's series are adjacent.
+//! - A series keeps only what differs between its bars (the mint, its quote
+//!   and the window are stored once), and a mint's series are adjacent.
 //! - The latest mint is remembered, and other mints are found in a compact
 //!   open-addressing index ([`MintIndex`], 8 bytes per entry).
 //! - A trade updates a series without branching on whether its bar is open
@@ -34,10 +53,13 @@
 
 pub mod windows;
 
+use rustc_hash::FxHashMap;
 use thiserror::Error;
 
-use crate::codec::bar::Bar;
-use crate::codec::trade::{Pubkey, TradeEvent};
+use crate::codec::bar::{BAR_FORMAT, Bar};
+use crate::codec::borsh::Pubkey;
+use crate::codec::event::Position;
+pub use crate::market::Trade;
 pub use windows::Windows;
 
 /// Trade timestamps accepted: unix seconds from 0 to 2^40 (year 36812).
@@ -45,8 +67,17 @@ pub use windows::Windows;
 /// overflow.
 pub const VALID_TIMESTAMPS_S: std::ops::Range<i64> = 0..(1 << 40);
 
-/// Default bound on distinct mints tracked by one aggregator.
+/// Default bound on mints tracked at once by one aggregator.
 pub const DEFAULT_MAX_MINTS: usize = 100_000;
+
+/// Default bound on evicted mints whose `seq`s are kept (about 100 bytes
+/// each with four windows).
+pub const DEFAULT_MAX_EVICTED: usize = 1_000_000;
+
+/// `seq` of a fresh [`SeqOrigin::Time`] series: its first trade's unix
+/// seconds shifted by this many bits. 2^20 updates a second is more than
+/// any series gets, so a later life always starts above an earlier one.
+pub const SEQ_TIME_SHIFT: u32 = 20;
 
 /// Mints per word of the open-series bitsets.
 const MINTS_PER_WORD: usize = u64::BITS as usize;
@@ -61,19 +92,72 @@ pub enum EmitPolicy {
     Coalesce,
 }
 
+/// What moves the clock that closes bars.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClockMode {
+    /// Trade timestamps and [`Aggregator::advance_clock`] (mock, replay).
+    Event,
+    /// Only [`Aggregator::advance_clock`] (live: wall clock less lateness).
+    External,
+}
+
+/// Where the `seq` of a series with no known past starts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SeqOrigin {
+    /// At 1.
+    One,
+    /// Above the first trade's time × 2^[`SEQ_TIME_SHIFT`].
+    Time,
+}
+
+/// Settings of an [`Aggregator`].
+#[derive(Debug, Clone)]
+pub struct AggregatorConfig {
+    /// The windows.
+    pub windows: Windows,
+    /// How open-bar changes go out.
+    pub policy: EmitPolicy,
+    /// What closes bars.
+    pub clock: ClockMode,
+    /// Where fresh series' `seq` starts.
+    pub seq_origin: SeqOrigin,
+    /// Bound on mints tracked at once.
+    pub max_mints: usize,
+    /// Bound on evicted mints whose `seq`s are kept; beyond it the oldest
+    /// are forgotten (and start afresh, per `seq_origin`, if they return).
+    pub max_evicted: usize,
+}
+
+impl AggregatorConfig {
+    /// Event clock, `seq` from 1, default bounds.
+    pub fn new(windows: &Windows, policy: EmitPolicy) -> Self {
+        Self {
+            windows: windows.clone(),
+            policy,
+            clock: ClockMode::Event,
+            seq_origin: SeqOrigin::One,
+            max_mints: DEFAULT_MAX_MINTS,
+            max_evicted: DEFAULT_MAX_EVICTED,
+        }
+    }
+}
+
 /// Why a trade was not applied to any window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
 pub enum Rejected {
-    /// Virtual token reserves of zero: no price can be derived.
-    #[error("trade has no price (virtual token reserves are zero)")]
+    /// A price that is not a finite, non-negative number.
+    #[error("trade has no usable price")]
     NoPrice,
-    /// The bound on distinct mints was reached; new mints are refused so
-    /// memory stays bounded.
+    /// The bound on mints tracked at once was reached; new mints are
+    /// refused so memory stays bounded.
     #[error("mint limit reached; trade for a new mint dropped")]
     MintLimit,
     /// A timestamp outside [`VALID_TIMESTAMPS_S`].
     #[error("trade timestamp out of range")]
     BadTimestamp,
+    /// The mint trades in another quote: one series cannot mix quotes.
+    #[error("trade in another quote than the mint's")]
+    QuoteMismatch,
 }
 
 /// Counters of what the aggregator did, for logs and `/metrics`.
@@ -83,12 +167,21 @@ pub struct AggregateStats {
     pub trades_applied: u64,
     /// Late trades dropped, per window (same order as [`Windows`]).
     pub late_by_window: Vec<u64>,
-    /// Trades rejected because they carry no price.
+    /// Trades rejected because they carry no usable price.
     pub no_price: u64,
     /// Trades dropped because the mint limit was reached.
     pub mint_limit: u64,
     /// Trades refused for a timestamp outside [`VALID_TIMESTAMPS_S`].
     pub bad_timestamp: u64,
+    /// Trades refused for a quote other than their mint's.
+    pub quote_mismatch: u64,
+    /// Replayed trades a restored series had already applied, skipped per
+    /// window.
+    pub already_applied: u64,
+    /// Mints evicted after going idle.
+    pub evicted: u64,
+    /// Evicted mints that traded again and continued their series.
+    pub returned: u64,
     /// Updates emitted, closing ones included.
     pub updates: u64,
     /// Closing updates emitted.
@@ -98,19 +191,25 @@ pub struct AggregateStats {
 /// What one trade adds to the bar of every window.
 #[derive(Debug, Clone, Copy)]
 struct Fill {
-    /// SOL per whole token.
+    /// Quote per whole token.
     price: f64,
-    /// `sol_amount`, lamports.
-    sol: u64,
-    /// `token_amount`, raw units.
+    /// Quote traded, base units.
+    quote: u64,
+    /// Tokens traded, raw units.
     tokens: u64,
-    /// `sol_amount` for a buy, 0 for a sell.
-    buy_sol: u64,
+    /// `quote` for a buy, 0 for a sell.
+    buy_quote: u64,
+    /// `tokens` for a buy, 0 for a sell.
+    buy_tokens: u64,
+    /// Where the trade sits.
+    position: Position,
+    /// The venue's bit.
+    venue: u8,
 }
 
 /// One (mint, window) series: its open bar, if any, without the fields all
-/// bars of the series share (mint and window live in the aggregator), so a
-/// series is 80 bytes instead of a 128-byte [`Bar`] plus bookkeeping.
+/// bars of the series share (mint, quote and window live in the
+/// aggregator).
 #[derive(Debug, Clone, Copy)]
 struct Series {
     /// Start of the open bar, unix seconds.
@@ -123,16 +222,23 @@ struct Series {
     low: f64,
     /// Price of the open bar's latest trade.
     close: f64,
-    /// SOL traded in the open bar, lamports; 0 when none is open.
-    volume_lamports: u64,
-    /// Tokens traded in the open bar, raw units; 0 when none is open.
+    /// Quote traded in the open bar; 0 when none is open.
+    volume_quote: u64,
+    /// Tokens traded in the open bar; 0 when none is open.
     volume_tokens: u64,
-    /// SOL spent on buys in the open bar, lamports; 0 when none is open.
-    buy_volume_lamports: u64,
+    /// Quote spent on buys in the open bar; 0 when none is open.
+    buy_volume_quote: u64,
+    /// Tokens bought in the open bar; 0 when none is open.
+    buy_volume_tokens: u64,
     /// Sequence number of the last emitted update.
     seq: u64,
+    /// Position of the last trade applied to the series (kept across bars:
+    /// a restart resumes from it).
+    last: Position,
     /// Trades in the open bar; 0 when none is open.
     trades: u32,
+    /// Venues of the open bar's trades; 0 when none is open.
+    venues: u8,
     /// Whether a bar is open. Mirrored by the series' bit in
     /// [`Aggregator::open_bits`].
     is_open: bool,
@@ -151,11 +257,14 @@ impl Series {
         high: f64::NEG_INFINITY,
         low: f64::INFINITY,
         close: 0.0,
-        volume_lamports: 0,
+        volume_quote: 0,
         volume_tokens: 0,
-        buy_volume_lamports: 0,
+        buy_volume_quote: 0,
+        buy_volume_tokens: 0,
         seq: 0,
+        last: Position { slot: 0, signature: 0, event: 0 },
         trades: 0,
+        venues: 0,
         is_open: false,
         dirty: false,
     };
@@ -165,8 +274,8 @@ impl Series {
     #[inline(always)]
     fn after(&self, open_time_s: i64, fill: &Fill) -> Self {
         let open = self.is_open;
-        // Bars that ended are closed by the clock before a trade is applied,
-        // so an open bar is always the trade's bar.
+        // Bars that ended are closed before a trade is applied, so an open
+        // bar is always the trade's bar.
         debug_assert!(!open || self.open_time_s == open_time_s, "{} != {open_time_s}", self.open_time_s);
         // Prices are finite and never -0.0, so a plain comparison gives what
         // `f64::max` and `f64::min` give, without their NaN handling, and
@@ -178,10 +287,13 @@ impl Series {
             high: if price > self.high { price } else { self.high },
             low: if price < self.low { price } else { self.low },
             close: price,
-            volume_lamports: self.volume_lamports.saturating_add(fill.sol),
+            volume_quote: self.volume_quote.saturating_add(fill.quote),
             volume_tokens: self.volume_tokens.saturating_add(fill.tokens),
-            buy_volume_lamports: self.buy_volume_lamports.saturating_add(fill.buy_sol),
+            buy_volume_quote: self.buy_volume_quote.saturating_add(fill.buy_quote),
+            buy_volume_tokens: self.buy_volume_tokens.saturating_add(fill.buy_tokens),
+            last: fill.position,
             trades: self.trades + 1,
+            venues: self.venues | fill.venue,
             is_open: true,
             ..*self
         }
@@ -189,9 +301,13 @@ impl Series {
 
     /// The series' bar as it goes out, `seq` included.
     #[inline(always)]
-    fn bar(&self, mint: Pubkey, window_s: u32, closed: bool) -> Bar {
+    fn bar(&self, mint: &MintMeta, window_s: u32, closed: bool) -> Bar {
         let bar = Bar {
-            mint,
+            format: BAR_FORMAT,
+            venues: self.venues,
+            quote_decimals: mint.quote_decimals,
+            mint: mint.key,
+            quote_mint: mint.quote_mint,
             open_time_s: self.open_time_s,
             window_s,
             trades: self.trades,
@@ -199,16 +315,41 @@ impl Series {
             high: self.high,
             low: self.low,
             close: self.close,
-            volume_lamports: self.volume_lamports,
+            volume_quote: self.volume_quote,
             volume_tokens: self.volume_tokens,
-            buy_volume_lamports: self.buy_volume_lamports,
+            buy_volume_quote: self.buy_volume_quote,
+            buy_volume_tokens: self.buy_volume_tokens,
             seq: self.seq,
             produced_ns: 0,
+            last_slot: self.last.slot,
+            last_signature: self.last.signature,
+            last_event: self.last.event,
+            resume_slot: 0,
             closed,
         };
         debug_assert!(bar.check().is_ok(), "bar invariant broken: {bar:?}");
         bar
     }
+}
+
+/// What all series of one mint share.
+#[derive(Debug, Clone, Copy)]
+struct MintMeta {
+    /// The mint.
+    key: Pubkey,
+    /// Its quote mint (set by its first trade or restored bar).
+    quote_mint: Pubkey,
+    /// Latest trade timestamp, unix seconds (eviction looks at it).
+    last_trade_s: i64,
+    /// Windows whose restored series still skip replayed trades up to their
+    /// last position.
+    recovering: u32,
+    /// Windows whose series took a restored state.
+    restored: u32,
+    /// The quote mint's decimals.
+    quote_decimals: u8,
+    /// Whether the slot holds a mint (false once evicted, until reused).
+    active: bool,
 }
 
 /// One window, and its bar that holds the latest trade's timestamp.
@@ -222,9 +363,10 @@ struct Window {
     end_s: i64,
     /// No open bar of this window ends before this. Kept at the end of the
     /// window's bar that holds the clock, where every bar opened by a trade
-    /// ends (a trade of a bar that ended is late, and a bar that has not
-    /// ended holds the clock), or earlier for restored bars. So opening a
-    /// bar never has to lower it: only closing passes and restores set it.
+    /// ends or later (a trade of a bar that ended is late, and a bar that
+    /// has not ended ends at or after the clock's bar), or earlier for
+    /// restored bars. So opening a bar never has to lower it: only closing
+    /// passes and restores set it.
     next_close_s: i64,
 }
 
@@ -242,6 +384,8 @@ impl Window {
 pub struct Aggregator {
     /// The windows, in the order given.
     windows: Vec<Window>,
+    /// Longest window, seconds: a mint idle for longer may be evicted.
+    longest_s: i64,
     /// Earliest `end_s` among `windows`: when the clock is before it, the
     /// trade is late for no window.
     earliest_end_s: i64,
@@ -250,9 +394,11 @@ pub struct Aggregator {
     bucket_ts: i64,
     /// Mint → slot.
     index: MintIndex,
-    /// Slot → mint, in the order mints were first seen. The series of the
-    /// mint in slot `i` are `series[i * windows.len()..][..windows.len()]`.
-    mint_keys: Vec<Pubkey>,
+    /// Slot → mint and what its series share. The series of the mint in
+    /// slot `i` are `series[i * windows.len()..][..windows.len()]`.
+    mints: Vec<MintMeta>,
+    /// Slots of evicted mints, reused before new ones.
+    free: Vec<usize>,
     /// Slot of the latest trade's mint: consecutive trades of one mint skip
     /// the index (`usize::MAX` before the first).
     last_slot: usize,
@@ -263,17 +409,21 @@ pub struct Aggregator {
     /// window `w` of the mints in slots `64 * group ..`, bit `slot % 64`.
     /// Closing visits only these bits, in series order.
     open_bits: Vec<u64>,
-    /// Latest time seen, unix seconds.
+    /// The time bars close by, unix seconds.
     clock_s: i64,
     /// Minimum of the windows' `next_close_s`, so the clock only looks at
     /// the series when some bar may be due.
     next_close_s: i64,
-    /// How changes of open bars go out.
-    policy: EmitPolicy,
+    /// Settings.
+    config: AggregatorConfig,
     /// Series with unsent changes, each at most once (coalescing only).
     dirty: Vec<usize>,
-    /// Bound on distinct mints.
-    max_mints: usize,
+    /// Evicted mints' last `seq` per window, so they continue when they
+    /// trade again; bounded by `config.max_evicted`.
+    evicted: FxHashMap<Pubkey, Box<[u64]>>,
+    /// Eviction order of `evicted`'s keys, oldest first, to forget the
+    /// oldest when full (entries of mints that returned are skipped).
+    evicted_order: std::collections::VecDeque<Pubkey>,
     /// What happened so far.
     stats: AggregateStats,
 }
@@ -281,11 +431,17 @@ pub struct Aggregator {
 impl Aggregator {
     /// An aggregator for `windows`, emitting per `policy`.
     pub fn new(windows: &Windows, policy: EmitPolicy) -> Self {
-        Self::with_max_mints(windows, policy, DEFAULT_MAX_MINTS)
+        Self::with_config(AggregatorConfig::new(windows, policy))
     }
 
-    /// As [`Aggregator::new`] with an explicit bound on distinct mints.
+    /// As [`Aggregator::new`] with an explicit bound on mints.
     pub fn with_max_mints(windows: &Windows, policy: EmitPolicy, max_mints: usize) -> Self {
+        Self::with_config(AggregatorConfig { max_mints, ..AggregatorConfig::new(windows, policy) })
+    }
+
+    /// An aggregator with every setting given.
+    pub fn with_config(config: AggregatorConfig) -> Self {
+        let windows = &config.windows;
         // Sets of windows are u32 masks; `windows::MAX_WINDOWS` is 16.
         debug_assert!((1..=u32::BITS as usize).contains(&windows.len()));
         // `bucket_ts` is no valid timestamp, so the first trade sets the
@@ -294,19 +450,22 @@ impl Aggregator {
         let window = |&len_s: &u32| Window { len_s: i64::from(len_s), open_s: 0, end_s: 0, next_close_s: i64::MIN };
         Self {
             windows: windows.seconds().iter().map(window).collect(),
+            longest_s: windows.seconds().iter().copied().max().map_or(0, i64::from),
             earliest_end_s: i64::MIN,
             bucket_ts: i64::MIN,
             index: MintIndex::default(),
-            mint_keys: Vec::new(),
+            mints: Vec::new(),
+            free: Vec::new(),
             last_slot: usize::MAX,
             series: Vec::new(),
             open_bits: Vec::new(),
             clock_s: i64::MIN,
             next_close_s: i64::MIN,
-            policy,
             dirty: Vec::new(),
-            max_mints,
+            evicted: FxHashMap::default(),
+            evicted_order: std::collections::VecDeque::new(),
             stats: AggregateStats { late_by_window: vec![0; windows.len()], ..Default::default() },
+            config,
         }
     }
 
@@ -320,40 +479,72 @@ impl Aggregator {
         self.clock_s
     }
 
-    /// Number of distinct mints seen.
+    /// Number of mints tracked now.
     pub fn mint_count(&self) -> usize {
-        self.mint_keys.len()
+        self.mints.len() - self.free.len()
     }
 
-    /// Applies one trade: first moves the clock to its timestamp (closing
-    /// bars that ended), then updates the open bar of each window.
-    pub fn apply(&mut self, trade: &TradeEvent, out: &mut Vec<Bar>) -> Result<(), Rejected> {
-        let Some(price) = trade.price_sol_per_token() else {
+    /// Number of evicted mints whose `seq`s are kept.
+    pub fn evicted_count(&self) -> usize {
+        self.evicted.len()
+    }
+
+    /// Applies one trade: with the event clock, first moves the clock to its
+    /// timestamp (closing bars that ended); then updates the open bar of
+    /// each window.
+    #[inline]
+    pub fn apply(&mut self, trade: &Trade, out: &mut Vec<Bar>) -> Result<(), Rejected> {
+        if !(trade.price.is_finite() && trade.price >= 0.0) {
             self.stats.no_price += 1;
             return Err(Rejected::NoPrice);
-        };
+        }
         if !VALID_TIMESTAMPS_S.contains(&trade.timestamp) {
             self.stats.bad_timestamp += 1;
             return Err(Rejected::BadTimestamp);
         }
-        let slot = self.slot_of(&trade.mint)?;
-        self.advance_clock(trade.timestamp, out);
+        let slot = self.slot_of(trade)?;
+        let meta = &mut self.mints[slot];
+        if meta.quote_mint != trade.quote_mint {
+            self.stats.quote_mismatch += 1;
+            return Err(Rejected::QuoteMismatch);
+        }
+        meta.last_trade_s = meta.last_trade_s.max(trade.timestamp);
+        let recovering = meta.recovering != 0;
+        if self.config.clock == ClockMode::Event {
+            self.advance_clock(trade.timestamp, out);
+        }
         if trade.timestamp != self.bucket_ts {
             self.hold(trade.timestamp);
         }
         let fill = Fill {
-            price,
-            sol: trade.sol_amount,
+            price: trade.price,
+            quote: trade.quote_amount,
             tokens: trade.token_amount,
             // Adding 0 to a saturating sum leaves it as it is.
-            buy_sol: if trade.is_buy { trade.sol_amount } else { 0 },
+            buy_quote: if trade.is_buy { trade.quote_amount } else { 0 },
+            buy_tokens: if trade.is_buy { trade.token_amount } else { 0 },
+            position: trade.position,
+            venue: trade.venue.bit(),
         };
-        if self.earliest_end_s > self.clock_s {
-            self.apply_on_time(slot, trade.mint, &fill, out);
+        if self.earliest_end_s > self.clock_s && !recovering && self.bars_are_current(slot) {
+            self.apply_on_time(slot, &fill, out);
         } else {
-            self.apply_maybe_late(slot, trade.mint, &fill, out);
+            self.apply_each(slot, &fill, out);
         }
         Ok(())
+    }
+
+    /// Whether every open bar of the mint in `slot` is the current trade's
+    /// bar of its window (always so with the event clock, which closed the
+    /// others).
+    #[inline(always)]
+    fn bars_are_current(&self, slot: usize) -> bool {
+        if self.config.clock == ClockMode::Event {
+            return true;
+        }
+        let count = self.windows.len();
+        let series = &self.series[slot * count..][..count];
+        series.iter().zip(&self.windows).all(|(s, w)| !s.is_open || s.open_time_s == w.open_s)
     }
 
     /// Moves the clock forward to `now_s` (never back) and closes every bar
@@ -383,7 +574,7 @@ impl Aggregator {
             series.seq += 1;
             self.stats.updates += 1;
             let window_s = self.windows[idx % count].len_s as u32;
-            out.push(series.bar(self.mint_keys[idx / count], window_s, false));
+            out.push(series.bar(&self.mints[idx / count], window_s, false));
         }
     }
 
@@ -395,19 +586,33 @@ impl Aggregator {
 
     /// Continues a series from its last known update, e.g. the last state in
     /// Kafka after a restart. Ignored when the series already has updates or
-    /// when the bar has ended by the clock.
+    /// when the bar has ended by the clock. A bar that names its last trade's
+    /// position makes the series skip replayed trades up to it.
     pub fn restore(&mut self, bar: &Bar) -> bool {
         let Some(w) = self.windows.iter().position(|w| w.len_s == i64::from(bar.window_s)) else {
             return false;
         };
-        let Ok(slot) = self.slot_of(&bar.mint) else {
+        let Ok(slot) = self.slot_for(&bar.mint, &bar.quote_mint, bar.quote_decimals, bar.open_time_s) else {
             return false;
         };
-        let series = &mut self.series[slot * self.windows.len() + w];
-        if series.seq >= bar.seq {
+        let count = self.windows.len();
+        let series = &mut self.series[slot * count + w];
+        let meta = &mut self.mints[slot];
+        // A series takes one restored state, before it trades. A fresh
+        // series' `seq` is 0 with `SeqOrigin::One`, but may be above the
+        // restored one with `SeqOrigin::Time`, whose floor is only a
+        // fallback for series without a known past.
+        let known = meta.restored & (1 << w) != 0 || self.config.seq_origin == SeqOrigin::One || series.trades > 0;
+        if known && series.seq >= bar.seq {
             return false;
         }
+        meta.restored |= 1 << w;
         series.seq = bar.seq;
+        series.last = Position { slot: bar.last_slot, signature: bar.last_signature, event: bar.last_event };
+        if bar.last_slot != 0 {
+            meta.recovering |= 1 << w;
+        }
+        meta.last_trade_s = meta.last_trade_s.max(bar.open_time_s);
         let end_s = bar.open_time_s.saturating_add(i64::from(bar.window_s));
         if bar.closed || end_s <= self.clock_s {
             return true;
@@ -418,10 +623,12 @@ impl Aggregator {
             high: bar.high,
             low: bar.low,
             close: bar.close,
-            volume_lamports: bar.volume_lamports,
+            volume_quote: bar.volume_quote,
             volume_tokens: bar.volume_tokens,
-            buy_volume_lamports: bar.buy_volume_lamports,
+            buy_volume_quote: bar.buy_volume_quote,
+            buy_volume_tokens: bar.buy_volume_tokens,
             trades: bar.trades,
+            venues: bar.venues,
             is_open: true,
             ..*series
         };
@@ -429,34 +636,122 @@ impl Aggregator {
         true
     }
 
-    /// Slot of `mint`, registering the mint if new.
+    /// Evicts every mint whose bars are all closed and that has not traded
+    /// for longer than the longest window by the clock, keeping its `seq`s.
+    /// Returns how many were evicted. Cost: one look at every tracked mint,
+    /// so call it every few seconds, not per trade.
+    pub fn evict_idle(&mut self) -> usize {
+        let count = self.windows.len();
+        let Some(idle_before) = self.clock_s.checked_sub(self.longest_s) else { return 0 };
+        let mut evicted = 0;
+        for slot in 0..self.mints.len() {
+            let meta = self.mints[slot];
+            if !meta.active || meta.last_trade_s >= idle_before || meta.recovering != 0 {
+                continue;
+            }
+            let series = &self.series[slot * count..][..count];
+            if series.iter().any(|s| s.is_open) {
+                continue;
+            }
+            let seqs: Box<[u64]> = series.iter().map(|s| s.seq).collect();
+            self.remember_evicted(meta.key, seqs);
+            self.index.remove(slot, &meta.key, &self.mints);
+            self.mints[slot].active = false;
+            self.series[slot * count..][..count].fill(Series::NONE_OPEN);
+            self.free.push(slot);
+            if self.last_slot == slot {
+                self.last_slot = usize::MAX;
+            }
+            evicted += 1;
+        }
+        self.stats.evicted += evicted as u64;
+        evicted
+    }
+
+    /// Keeps an evicted mint's `seq`s, forgetting the oldest beyond the
+    /// bound.
+    fn remember_evicted(&mut self, mint: Pubkey, seqs: Box<[u64]>) {
+        if self.config.max_evicted == 0 {
+            return;
+        }
+        while self.evicted.len() >= self.config.max_evicted {
+            let Some(oldest) = self.evicted_order.pop_front() else { break };
+            self.evicted.remove(&oldest);
+        }
+        if self.evicted.insert(mint, seqs).is_none() {
+            self.evicted_order.push_back(mint);
+        }
+        // Keys of mints that returned stay in the order until they reach
+        // its front; bound the order so they cannot pile up.
+        if self.evicted_order.len() > 2 * self.config.max_evicted.max(1) {
+            self.evicted_order.retain(|k| self.evicted.contains_key(k));
+        }
+    }
+
+    /// Slot of the trade's mint, registering the mint if new.
     #[inline(always)]
-    fn slot_of(&mut self, mint: &Pubkey) -> Result<usize, Rejected> {
-        if self.mint_keys.get(self.last_slot) == Some(mint) {
+    fn slot_of(&mut self, trade: &Trade) -> Result<usize, Rejected> {
+        if let Some(meta) = self.mints.get(self.last_slot)
+            && meta.key == trade.mint
+        {
             return Ok(self.last_slot);
         }
-        let slot = match self.index.get(mint, &self.mint_keys) {
+        self.slot_for(&trade.mint, &trade.quote_mint, trade.quote_decimals, trade.timestamp)
+    }
+
+    /// Slot of `mint`, registering it (quoted in `quote_mint`) if new.
+    #[inline]
+    fn slot_for(&mut self, mint: &Pubkey, quote_mint: &Pubkey, decimals: u8, ts: i64) -> Result<usize, Rejected> {
+        let slot = match self.index.get(mint, &self.mints) {
             Some(slot) => slot,
-            None => self.register(mint)?,
+            None => self.register(mint, quote_mint, decimals, ts)?,
         };
         self.last_slot = slot;
         Ok(slot)
     }
 
-    /// Gives a new mint the next slot and its series.
+    /// Gives a new mint a slot and its series: a freed slot if any.
     #[cold]
-    fn register(&mut self, mint: &Pubkey) -> Result<usize, Rejected> {
-        let slot = self.mint_keys.len();
-        if slot >= self.max_mints || slot >= MintIndex::MAX_SLOTS {
+    fn register(&mut self, mint: &Pubkey, quote_mint: &Pubkey, decimals: u8, ts: i64) -> Result<usize, Rejected> {
+        if self.mint_count() >= self.config.max_mints || self.mints.len() >= MintIndex::MAX_SLOTS {
             self.stats.mint_limit += 1;
             return Err(Rejected::MintLimit);
         }
         let count = self.windows.len();
-        self.mint_keys.push(*mint);
-        self.index.insert_last(&self.mint_keys);
-        self.series.resize((slot + 1) * count, Series::NONE_OPEN);
-        if slot.is_multiple_of(MINTS_PER_WORD) {
-            self.open_bits.resize(self.open_bits.len() + count, 0);
+        let meta = MintMeta {
+            key: *mint,
+            quote_mint: *quote_mint,
+            last_trade_s: i64::MIN,
+            recovering: 0,
+            restored: 0,
+            quote_decimals: decimals,
+            active: true,
+        };
+        let slot = match self.free.pop() {
+            Some(slot) => {
+                self.mints[slot] = meta;
+                slot
+            }
+            None => {
+                let slot = self.mints.len();
+                self.mints.push(meta);
+                self.series.resize((slot + 1) * count, Series::NONE_OPEN);
+                if slot.is_multiple_of(MINTS_PER_WORD) {
+                    self.open_bits.resize(self.open_bits.len() + count, 0);
+                }
+                slot
+            }
+        };
+        self.index.insert(slot, &self.mints);
+        let series = &mut self.series[slot * count..][..count];
+        if let Some(seqs) = self.evicted.remove(mint) {
+            for (s, seq) in series.iter_mut().zip(seqs.iter()) {
+                s.seq = *seq;
+            }
+            self.stats.returned += 1;
+        } else if self.config.seq_origin == SeqOrigin::Time {
+            let floor = (ts.max(0) as u64) << SEQ_TIME_SHIFT;
+            series.iter_mut().for_each(|s| s.seq = floor);
         }
         Ok(slot)
     }
@@ -471,16 +766,17 @@ impl Aggregator {
         self.earliest_end_s = self.windows.iter().map(|w| w.end_s).min().unwrap_or(i64::MIN);
     }
 
-    /// Applies a trade that is late for no window to every window of the
-    /// mint in `slot`: the hot path.
+    /// Applies a trade that is late for no window, whose series hold no
+    /// earlier bar, to every window of the mint in `slot`: the hot path.
     #[inline]
-    fn apply_on_time(&mut self, slot: usize, mint: Pubkey, fill: &Fill, out: &mut Vec<Bar>) {
+    fn apply_on_time(&mut self, slot: usize, fill: &Fill, out: &mut Vec<Bar>) {
         let count = self.windows.len();
         let series = &mut self.series[slot * count..][..count];
         let open_words = &mut self.open_bits[slot / MINTS_PER_WORD * count..][..count];
         let bit = 1 << (slot % MINTS_PER_WORD);
         let windows = self.windows.iter().zip(open_words);
-        match self.policy {
+        let meta = &self.mints[slot];
+        match self.config.policy {
             EmitPolicy::EveryChange => {
                 // One exact-size extend: no capacity check per bar. The bar
                 // is built from the new state in registers: reading it back
@@ -490,7 +786,7 @@ impl Aggregator {
                     let next = Series { seq: series.seq + 1, ..series.after(window.open_s, fill) };
                     *series = next;
                     mark_open(open_word, bit);
-                    next.bar(mint, window.len_s as u32, false)
+                    next.bar(meta, window.len_s as u32, false)
                 }));
                 self.stats.updates += count as u64;
             }
@@ -502,37 +798,65 @@ impl Aggregator {
                     }
                     *series = next;
                     mark_open(open_word, bit);
-                    debug_assert!(next.bar(mint, window.len_s as u32, false).check().is_ok());
+                    debug_assert!(next.bar(meta, window.len_s as u32, false).check().is_ok());
                 }
             }
         }
         self.stats.trades_applied += 1;
     }
 
-    /// Applies a trade to the windows where its bar has not ended, and
-    /// counts it late in the others.
+    /// Applies a trade window by window: where its bar ended by the clock,
+    /// or is older than the series' open bar, it is late; where the series
+    /// holds an earlier bar, that bar closes first; where a restored series
+    /// already applied it, it is skipped.
     #[cold]
-    fn apply_maybe_late(&mut self, slot: usize, mint: Pubkey, fill: &Fill, out: &mut Vec<Bar>) {
+    fn apply_each(&mut self, slot: usize, fill: &Fill, out: &mut Vec<Bar>) {
         let count = self.windows.len();
         let mut applied = false;
         for w in 0..count {
-            let window = &self.windows[w];
-            if window.end_s <= self.clock_s {
-                // Ended by the clock: the bar is closed (or was never opened
-                // and can no longer be).
+            let window = self.windows[w];
+            let idx = slot * count + w;
+            if self.mints[slot].recovering & (1 << w) != 0 {
+                match replayed(&self.series[idx].last, &fill.position) {
+                    Replayed::Before => {
+                        self.stats.already_applied += 1;
+                        continue;
+                    }
+                    Replayed::Last => {
+                        self.mints[slot].recovering &= !(1 << w);
+                        self.stats.already_applied += 1;
+                        continue;
+                    }
+                    Replayed::After => self.mints[slot].recovering &= !(1 << w),
+                }
+            }
+            let series = self.series[idx];
+            if window.end_s <= self.clock_s || (series.is_open && series.open_time_s > window.open_s) {
+                // Ended by the clock (the bar is closed, or was never opened
+                // and can no longer be), or older than the open bar.
                 self.stats.late_by_window[w] += 1;
                 continue;
             }
+            let word = slot / MINTS_PER_WORD * count + w;
+            let bit = 1u64 << (slot % MINTS_PER_WORD);
+            if series.is_open && series.open_time_s < window.open_s {
+                // A later bar of this series: the open one is complete.
+                let closing = Series { seq: series.seq + 1, ..series };
+                self.series[idx] = Series { seq: closing.seq, last: series.last, ..Series::NONE_OPEN };
+                self.open_bits[word] &= !bit;
+                out.push(closing.bar(&self.mints[slot], window.len_s as u32, true));
+                self.stats.closes += 1;
+                self.stats.updates += 1;
+            }
             applied = true;
-            let idx = slot * count + w;
             let series = &mut self.series[idx];
             *series = series.after(window.open_s, fill);
-            mark_open(&mut self.open_bits[slot / MINTS_PER_WORD * count + w], 1 << (slot % MINTS_PER_WORD));
-            match self.policy {
+            mark_open(&mut self.open_bits[word], bit);
+            match self.config.policy {
                 EmitPolicy::EveryChange => {
                     series.seq += 1;
                     self.stats.updates += 1;
-                    out.push(series.bar(mint, window.len_s as u32, false));
+                    out.push(series.bar(&self.mints[slot], window.len_s as u32, false));
                 }
                 EmitPolicy::Coalesce if !std::mem::replace(&mut series.dirty, true) => self.dirty.push(idx),
                 EmitPolicy::Coalesce => {}
@@ -586,8 +910,8 @@ impl Aggregator {
                     }
                     words[w] &= !bit;
                     let closing = Series { seq: series.seq + 1, ..*series };
-                    *series = Series { seq: closing.seq, ..Series::NONE_OPEN };
-                    out.push(closing.bar(self.mint_keys[slot], window.len_s as u32, true));
+                    *series = Series { seq: closing.seq, last: closing.last, ..Series::NONE_OPEN };
+                    out.push(closing.bar(&self.mints[slot], window.len_s as u32, true));
                     closes += 1;
                 }
             }
@@ -595,6 +919,30 @@ impl Aggregator {
         self.stats.closes += closes;
         self.stats.updates += closes;
         self.next_close_s = self.windows.iter().map(|w| w.next_close_s).min().unwrap_or(i64::MAX);
+    }
+}
+
+/// Where a replayed trade lies relative to a restored series' last trade.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Replayed {
+    /// At or before it in the replay: already applied.
+    Before,
+    /// It is that trade: already applied, and what follows is new.
+    Last,
+    /// After it: new.
+    After,
+}
+
+/// A replay goes through slots in order, and a mint's trades within a slot
+/// in block order, as they were first applied: a trade of an earlier slot,
+/// or of the same slot before the last one applied, was applied already.
+fn replayed(last: &Position, trade: &Position) -> Replayed {
+    if trade.slot > last.slot {
+        Replayed::After
+    } else if trade == last {
+        Replayed::Last
+    } else {
+        Replayed::Before
     }
 }
 
@@ -617,7 +965,7 @@ fn mark_open(open_word: &mut u64, bit: u64) {
 
 /// Mint → slot: open addressing with linear probing over 8-byte entries
 /// (a hash tag and the slot), so the index of a thousand mints is 32 KiB;
-/// the mint itself is compared in `mint_keys`.
+/// the mint itself is compared in the slot's [`MintMeta`].
 ///
 /// Like the FxHash it replaces, the hash is not keyed: input crafted to
 /// collide makes lookups slow, never wrong, and the mint limit bounds them.
@@ -626,6 +974,8 @@ struct MintIndex {
     /// A power of two long, at most a quarter full, so most lookups end at
     /// the first entry; `slot == EMPTY` marks a free one.
     entries: Vec<IndexEntry>,
+    /// Mints in the index.
+    len: usize,
 }
 
 /// One entry of [`MintIndex`].
@@ -634,7 +984,7 @@ struct IndexEntry {
     /// Hash bits other than those that chose the position, to skip most
     /// mints that are not the one sought without reading them.
     tag: u32,
-    /// Index into `mint_keys`, or [`MintIndex::EMPTY`].
+    /// Index into the slots, or [`MintIndex::EMPTY`].
     slot: u32,
 }
 
@@ -664,9 +1014,9 @@ impl MintIndex {
         ((hash >> (u64::BITS - position_bits)) as usize, hash as u32)
     }
 
-    /// The slot of `mint`, if registered; `keys` is slot → mint.
+    /// The slot of `mint`, if registered; `mints` is slot → mint.
     #[inline]
-    fn get(&self, mint: &Pubkey, keys: &[Pubkey]) -> Option<usize> {
+    fn get(&self, mint: &Pubkey, mints: &[MintMeta]) -> Option<usize> {
         if self.entries.is_empty() {
             return None;
         }
@@ -676,24 +1026,25 @@ impl MintIndex {
             if entry.slot == Self::EMPTY {
                 return None;
             }
-            if entry.tag == tag && keys.get(entry.slot as usize) == Some(mint) {
+            if entry.tag == tag && mints.get(entry.slot as usize).is_some_and(|m| m.key == *mint) {
                 return Some(entry.slot as usize);
             }
             at = (at + 1) & (self.entries.len() - 1);
         }
     }
 
-    /// Adds the last of `keys` (slot → mint), a mint not yet in the index,
-    /// growing the table when it would be over a quarter full.
-    fn insert_last(&mut self, keys: &[Pubkey]) {
-        if keys.len() * 4 > self.entries.len() {
+    /// Adds the mint in `slot` (not in the index yet), growing the table
+    /// when it would be over a quarter full.
+    fn insert(&mut self, slot: usize, mints: &[MintMeta]) {
+        self.len += 1;
+        if self.len * 4 > self.entries.len() {
             let entries = (self.entries.len() * 2).max(Self::MIN_ENTRIES);
             self.entries = vec![IndexEntry { tag: 0, slot: Self::EMPTY }; entries];
-            for (slot, mint) in keys.iter().enumerate() {
-                self.put(slot, mint);
+            for (slot, meta) in mints.iter().enumerate().filter(|(_, m)| m.active) {
+                self.put(slot, &meta.key);
             }
-        } else if let Some(mint) = keys.last() {
-            self.put(keys.len() - 1, mint);
+        } else if let Some(meta) = mints.get(slot) {
+            self.put(slot, &meta.key);
         }
     }
 
@@ -704,6 +1055,42 @@ impl MintIndex {
         }
         // `register` refuses slots beyond MAX_SLOTS.
         self.entries[at] = IndexEntry { tag, slot: slot as u32 };
+    }
+
+    /// Removes the mint in `slot`, shifting later entries of its probe run
+    /// back so every lookup still finds its mint without tombstones.
+    fn remove(&mut self, slot: usize, mint: &Pubkey, mints: &[MintMeta]) {
+        if self.entries.is_empty() {
+            return;
+        }
+        let mask = self.entries.len() - 1;
+        let (mut hole, _) = self.place(mint);
+        loop {
+            match self.entries[hole].slot {
+                Self::EMPTY => return,
+                s if s as usize == slot => break,
+                _ => hole = (hole + 1) & mask,
+            }
+        }
+        self.len -= 1;
+        let mut next = hole;
+        loop {
+            next = (next + 1) & mask;
+            let entry = self.entries[next];
+            if entry.slot == Self::EMPTY {
+                break;
+            }
+            let Some(meta) = mints.get(entry.slot as usize) else { break };
+            let home = self.place(&meta.key).0;
+            // The entry may move into the hole unless its home lies
+            // cyclically in (hole, next].
+            let stays = if hole <= next { hole < home && home <= next } else { hole < home || home <= next };
+            if !stays {
+                self.entries[hole] = entry;
+                hole = next;
+            }
+        }
+        self.entries[hole] = IndexEntry { tag: 0, slot: Self::EMPTY };
     }
 }
 

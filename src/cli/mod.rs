@@ -10,9 +10,12 @@ use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
 
-use crate::aggregate::{DEFAULT_MAX_MINTS, Windows};
+use crate::aggregate::{DEFAULT_MAX_EVICTED, DEFAULT_MAX_MINTS, Windows};
+use crate::codec::amm::PoolMints;
+use crate::codec::borsh::Pubkey;
+use crate::codec::json::parse_mint;
 use crate::gateway::{Fanout, GatewayConfig};
-use crate::ingest::{IngestConfig, MintShard};
+use crate::ingest::{DEFAULT_MAX_POOLS, IngestConfig, MintShard};
 use crate::sink::KafkaConfig;
 use crate::sink::settings::parse_override;
 use crate::source::{MockConfig, ReplayConfig};
@@ -111,9 +114,26 @@ pub struct IngestArgs {
     /// Aggregate only the mints of shard i of N (several ingest processes).
     #[arg(long, env = "KLINECAST_MINT_SHARD", value_name = "I/N")]
     pub mint_shard: Option<MintShardArg>,
-    /// Most distinct mints tracked; trades of further mints are dropped and counted.
+    /// Most mints tracked at once (idle mints are evicted); trades of
+    /// further mints are dropped and counted.
     #[arg(long, env = "KLINECAST_MAX_MINTS", default_value_t = DEFAULT_MAX_MINTS)]
     pub max_mints: usize,
+    /// Most evicted mints whose series numbers are kept so they continue
+    /// when they trade again (about 100 bytes each).
+    #[arg(long, env = "KLINECAST_MAX_EVICTED_MINTS", default_value_t = DEFAULT_MAX_EVICTED)]
+    pub max_evicted_mints: usize,
+    /// Most PumpSwap pools known at once.
+    #[arg(long, env = "KLINECAST_MAX_POOLS", default_value_t = DEFAULT_MAX_POOLS)]
+    pub max_pools: usize,
+    /// PumpSwap pools → mints, for a replay without a node: JSON lines
+    /// `{"pool":..,"base_mint":..,"quote_mint":..[,"base_decimals":6,"quote_decimals":9]}`.
+    #[arg(long, env = "KLINECAST_POOL_MAP", value_name = "PATH")]
+    pub pool_map: Option<PathBuf>,
+    /// Decimals of a quote mint outside the built-in table (SOL, USDC, USDT,
+    /// PUMP), MINT=DECIMALS; repeat or comma-separate.
+    #[arg(long, env = "KLINECAST_QUOTE_DECIMALS", value_name = "MINT=N", value_delimiter = ',',
+          value_parser = parse_quote_decimals)]
+    pub quote_decimals: Vec<(Pubkey, u8)>,
     /// Cores to pin executors to, comma-separated (ingest first).
     #[arg(long, env = "KLINECAST_CORES", value_delimiter = ',')]
     pub cores: Vec<usize>,
@@ -129,14 +149,22 @@ pub enum SourceConfig {
 }
 
 impl IngestArgs {
-    /// The validated ingest settings.
-    pub fn ingest_config(&self) -> IngestConfig {
-        IngestConfig {
+    /// The validated ingest settings (reads `--pool-map`).
+    pub fn ingest_config(&self) -> Result<IngestConfig, String> {
+        let pools = match &self.pool_map {
+            Some(path) => read_pool_map(path)?,
+            None => Vec::new(),
+        };
+        Ok(IngestConfig {
             windows: self.windows.clone(),
             emit_interval: self.emit_interval,
             mint_shard: self.mint_shard.map(|m| m.0),
             max_mints: self.max_mints,
-        }
+            max_evicted: self.max_evicted_mints,
+            max_pools: self.max_pools,
+            pools,
+            quote_decimals: self.quote_decimals.clone(),
+        })
     }
 
     /// The validated source settings.
@@ -292,6 +320,46 @@ impl FromStr for MintShardArg {
         }
         Ok(Self(MintShard { index, count }))
     }
+}
+
+/// Parses `MINT=DECIMALS`.
+pub fn parse_quote_decimals(text: &str) -> Result<(Pubkey, u8), String> {
+    let (mint, decimals) = text.split_once('=').ok_or_else(|| format!("expected MINT=DECIMALS, got {text:?}"))?;
+    let mint = parse_mint(mint)?;
+    let decimals = decimals.trim().parse::<u8>().ok().filter(|d| *d <= 19);
+    decimals.map(|d| (mint, d)).ok_or_else(|| format!("decimals in {text:?} must be 0 to 19"))
+}
+
+/// Reads a pool map: one JSON object a line (blank lines and `#` comments
+/// skipped); the first bad line is the error, with its number.
+pub fn read_pool_map(path: &std::path::Path) -> Result<Vec<PoolMints>, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read pool map {}: {e}", path.display()))?;
+    let mut pools = Vec::new();
+    for (i, line) in text.lines().enumerate() {
+        let line = line.trim();
+        if line.is_empty() || line.starts_with('#') {
+            continue;
+        }
+        let at = || format!("pool map {} line {}", path.display(), i + 1);
+        let value: serde_json::Value = serde_json::from_str(line).map_err(|e| format!("{}: {e}", at()))?;
+        let key = |name: &str| {
+            let text =
+                value.get(name).and_then(serde_json::Value::as_str).ok_or_else(|| format!("{}: no {name:?}", at()))?;
+            parse_mint(text).map_err(|e| format!("{}: {name}: {e}", at()))
+        };
+        let decimals = |name: &str| value.get(name).and_then(serde_json::Value::as_u64).map(|d| d.min(19) as u8);
+        let decimals = match (decimals("base_decimals"), decimals("quote_decimals")) {
+            (Some(base), Some(quote)) => Some((base, quote)),
+            _ => None,
+        };
+        pools.push(PoolMints {
+            pool: key("pool")?,
+            base_mint: key("base_mint")?,
+            quote_mint: key("quote_mint")?,
+            decimals,
+        });
+    }
+    Ok(pools)
 }
 
 /// Parses a duration: `0`, `50ms`, `1s`, `2m`.

@@ -58,8 +58,8 @@ pub fn run(args: &TailArgs, shutdown: &Shutdown) -> anyhow::Result<()> {
     if !args.json {
         writeln!(
             out,
-            "{:<4} {:<20} {:<44} {:>12} {:>12} {:>12} {:>12} {:>12} {:>6} {:>8} closed",
-            "win", "open_time", "mint", "open", "high", "low", "close", "volume_sol", "trades", "seq"
+            "{:<4} {:<20} {:<44} {:>12} {:>12} {:>12} {:>12} {:>12} {:<6} {:<17} {:>6} {:>8} closed",
+            "win", "open_time", "mint", "open", "high", "low", "close", "volume", "quote", "venue", "trades", "seq"
         )?;
     }
     let (mut printed, mut skipped) = (0u64, 0u64);
@@ -144,7 +144,7 @@ fn print_bar(out: &mut impl Write, json: bool, archived: &ArchivedBar) -> io::Re
     let time = UNIX_EPOCH + Duration::from_secs(bar.open_time_s.max(0) as u64);
     writeln!(
         out,
-        "{:<4} {:<20} {:<44} {:>12.4e} {:>12.4e} {:>12.4e} {:>12.4e} {:>12.4} {:>6} {:>8} {}",
+        "{:<4} {:<20} {:<44} {:>12.4e} {:>12.4e} {:>12.4e} {:>12.4e} {:>12.4} {:<6} {:<17} {:>6} {:>8} {}",
         label(bar.window_s),
         humantime::format_rfc3339_seconds(time).to_string(),
         bs58::encode(bar.mint).into_string(),
@@ -152,7 +152,9 @@ fn print_bar(out: &mut impl Write, json: bool, archived: &ArchivedBar) -> io::Re
         bar.high,
         bar.low,
         bar.close,
-        bar.volume_lamports as f64 / 1e9,
+        bar.volume_quote_units(),
+        crate::codec::quote::label(&bar.quote_mint),
+        crate::codec::bar::Venue::names(bar.venues),
         bar.trades,
         bar.seq,
         if bar.closed { "yes" } else { "" }

@@ -1,16 +1,19 @@
 //! The JSON form of a bar, for `tail --json`, `/ws?format=json` and the HTTP
 //! API. Field names follow the original service (`open`, `high`, `low`,
-//! `close`, `unix_timestamp`, `time_window_seconds`), then the extra fields.
+//! `close`, `unix_timestamp`, `time_window_seconds`), then the extra fields:
+//! the quote (mint, symbol, decimals), the venue, volumes in whole quote units
+//! and whole tokens.
 
 use serde::{Deserialize, Serialize};
 
-use super::bar::Bar;
-use super::trade::{LAMPORTS_PER_SOL, TOKEN_UNITS_PER_TOKEN};
+use super::bar::{Bar, Venue};
+use super::quote;
+use super::trade::{TOKEN_UNITS_PER_TOKEN, pow10};
 
 /// A bar as JSON.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct BarJson {
-    /// Open price, SOL per token.
+    /// Open price, quote per token.
     pub open: f64,
     /// High price.
     pub high: f64,
@@ -24,12 +27,22 @@ pub struct BarJson {
     pub time_window_seconds: u32,
     /// The mint, base58.
     pub mint: String,
-    /// SOL traded.
-    pub volume_sol: f64,
+    /// The quote mint prices and volumes are in, base58 (SOL: wrapped SOL).
+    pub quote: String,
+    /// The quote's symbol (`SOL`, `USDC`, `PUMP`) or a shortened mint.
+    pub quote_symbol: String,
+    /// The quote mint's decimals.
+    pub quote_decimals: u8,
+    /// Where the trades happened: `pump.fun`, `pumpswap`, or both joined by `+`.
+    pub venue: String,
+    /// Quote traded, whole quote units.
+    pub volume_quote: f64,
     /// Tokens traded (whole tokens).
     pub volume_tokens: f64,
-    /// SOL spent on buys.
-    pub buy_volume_sol: f64,
+    /// Quote spent on buys, whole quote units.
+    pub buy_volume_quote: f64,
+    /// Tokens bought (whole tokens).
+    pub buy_volume_tokens: f64,
     /// Trades in the bar.
     pub trades: u32,
     /// Update number within the series.
@@ -38,10 +51,13 @@ pub struct BarJson {
     pub closed: bool,
     /// When the update was produced, unix nanoseconds.
     pub produced_ns: u64,
+    /// The bar format it was read from.
+    pub format: u16,
 }
 
 impl From<&Bar> for BarJson {
     fn from(bar: &Bar) -> Self {
+        let quote_units = pow10(bar.quote_decimals);
         Self {
             open: bar.open,
             high: bar.high,
@@ -50,13 +66,19 @@ impl From<&Bar> for BarJson {
             unix_timestamp: bar.open_time_s,
             time_window_seconds: bar.window_s,
             mint: bs58::encode(bar.mint).into_string(),
-            volume_sol: bar.volume_lamports as f64 / LAMPORTS_PER_SOL,
+            quote: bs58::encode(bar.quote_mint).into_string(),
+            quote_symbol: quote::label(&bar.quote_mint),
+            quote_decimals: bar.quote_decimals,
+            venue: Venue::names(bar.venues).to_owned(),
+            volume_quote: bar.volume_quote as f64 / quote_units,
             volume_tokens: bar.volume_tokens as f64 / TOKEN_UNITS_PER_TOKEN,
-            buy_volume_sol: bar.buy_volume_lamports as f64 / LAMPORTS_PER_SOL,
+            buy_volume_quote: bar.buy_volume_quote as f64 / quote_units,
+            buy_volume_tokens: bar.buy_volume_tokens as f64 / TOKEN_UNITS_PER_TOKEN,
             trades: bar.trades,
             seq: bar.seq,
             closed: bar.closed,
             produced_ns: bar.produced_ns,
+            format: bar.format,
         }
     }
 }
@@ -86,7 +108,11 @@ mod tests {
     #[test]
     fn uses_the_original_field_names() {
         let bar = Bar {
+            format: crate::codec::bar::BAR_FORMAT,
+            venues: 3,
+            quote_decimals: 6,
             mint: [0; 32],
+            quote_mint: crate::codec::quote::PUMP_MINT,
             open_time_s: 60,
             window_s: 60,
             trades: 2,
@@ -94,19 +120,27 @@ mod tests {
             high: 2.0,
             low: 0.5,
             close: 1.5,
-            volume_lamports: 2_500_000_000,
+            volume_quote: 2_500_000,
             volume_tokens: 3_000_000,
-            buy_volume_lamports: 1_000_000_000,
+            buy_volume_quote: 1_000_000,
+            buy_volume_tokens: 2_000_000,
             seq: 9,
             produced_ns: 5,
+            last_slot: 0,
+            last_signature: 0,
+            last_event: 0,
+            resume_slot: 0,
             closed: true,
         };
         let value: serde_json::Value = serde_json::from_str(&BarJson::line(&bar)).unwrap();
         for key in ["open", "high", "low", "close", "unix_timestamp", "time_window_seconds"] {
             assert!(value.get(key).is_some(), "{key}");
         }
-        assert_eq!(value["volume_sol"], 2.5);
+        assert_eq!(value["volume_quote"], 2.5);
         assert_eq!(value["volume_tokens"], 3.0);
+        assert_eq!(value["buy_volume_tokens"], 2.0);
+        assert_eq!(value["quote_symbol"], "PUMP");
+        assert_eq!(value["venue"], "pump.fun+pumpswap");
         assert_eq!(value["mint"], "11111111111111111111111111111111");
     }
 

@@ -2,35 +2,47 @@
 //! discriminator followed by Borsh fields.
 //!
 //! This module owns the byte layout of one event and nothing else: no I/O, no
-//! allocation, no panics. Newer program versions append fields (fees, creator,
-//! volume tracking, `ix_name`); only the ten original fields are decoded and the
-//! rest is ignored, so every program version decodes.
+//! allocation, no panics. Every program upgrade so far appended fields, from
+//! 113 bytes (mid-2024: eight fields) to the whole current IDL (358 bytes
+//! and more: `ix_name` and `shareholders` vary in length) and beyond (bytes
+//! the IDL does not describe yet). [`TradeEvent::decode`] reads the fields
+//! in order as far as the record goes, checks every one it passes (lengths,
+//! bools, UTF-8), keeps the ones aggregation needs, and accepts trailing
+//! bytes after the last field it knows. A record that ends inside a field is
+//! refused: it is no layout that ever existed.
 
-use thiserror::Error;
+pub use super::borsh::{DecodeError, Pubkey};
+use super::borsh::{Discriminator, Fields, check_head};
 
 /// Anchor discriminator of `TradeEvent`: `sha256("event:TradeEvent")[..8]`.
-pub const TRADE_EVENT_DISCRIMINATOR: [u8; 8] = [0xbd, 0xdb, 0x7f, 0xd3, 0x4e, 0xe6, 0x61, 0xee];
+pub const TRADE_EVENT_DISCRIMINATOR: Discriminator = [0xbd, 0xdb, 0x7f, 0xd3, 0x4e, 0xe6, 0x61, 0xee];
 
-/// Bytes up to and including `real_token_reserves`, the last field decoded.
-pub const TRADE_EVENT_MIN_LEN: usize = 8 + 32 + 8 + 8 + 1 + 32 + 8 + 8 + 8 + 8 + 8;
+/// Bytes of the oldest layout: up to and including `virtual_token_reserves`.
+pub const TRADE_EVENT_OLDEST_LEN: usize = 8 + 32 + 8 + 8 + 1 + 32 + 8 + 8 + 8;
+
+/// Bytes of the 2024 layout the mock source writes: up to and including
+/// `real_token_reserves`.
+pub const TRADE_EVENT_MIN_LEN: usize = TRADE_EVENT_OLDEST_LEN + 8 + 8;
 
 /// Lamports per SOL.
 pub const LAMPORTS_PER_SOL: f64 = 1e9;
 
-/// Raw token units per whole token (pump.fun tokens have 6 decimals).
+/// Raw token units per whole token: every pump.fun coin is created with 6
+/// decimals (pump-fun/pump-public-docs, `docs/instructions/COIN_CREATION.md`).
 pub const TOKEN_UNITS_PER_TOKEN: f64 = 1e6;
 
-/// A 32-byte Solana public key (a mint or a user).
-pub type Pubkey = [u8; 32];
+/// Decimals of every pump.fun coin.
+pub const COIN_DECIMALS: u8 = 6;
 
-/// One decoded trade; the fields mean what they mean in the on-chain event.
+/// One decoded trade: the fields aggregation needs, meaning what they mean
+/// in the on-chain event.
 ///
 /// `repr(C)`, and the fields in an order of their own, for the hot loop that
 /// decodes and aggregates (SPEC §7): a `Result<TradeEvent, DecodeError>`
-/// keeps its error in the first 16 bytes of the event, and the compiler then
+/// keeps its error in the first bytes of the event, and the compiler then
 /// copies those bytes piecewise; reading them back whole right after stalls
 /// on store-to-load forwarding. So `user`, which aggregation never reads,
-/// comes first, and `is_buy` (whose spare values tag the error) comes last.
+/// comes first, and `is_buy` comes last.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[repr(C)]
 pub struct TradeEvent {
@@ -38,49 +50,36 @@ pub struct TradeEvent {
     pub user: Pubkey,
     /// The token traded.
     pub mint: Pubkey,
-    /// SOL paid (buy) or received (sell), in lamports.
+    /// SOL paid (buy) or received (sell), in lamports; 0 for coins quoted
+    /// in another mint.
     pub sol_amount: u64,
     /// Tokens received (buy) or paid (sell), in raw units (6 decimals).
     pub token_amount: u64,
     /// Block time, unix seconds.
     pub timestamp: i64,
-    /// Bonding-curve virtual SOL reserves after the trade, lamports.
+    /// Bonding-curve virtual SOL reserves after the trade, lamports; 0 for
+    /// coins quoted in another mint.
     pub virtual_sol_reserves: u64,
     /// Bonding-curve virtual token reserves after the trade, raw units.
     pub virtual_token_reserves: u64,
-    /// Real SOL held by the curve after the trade, lamports.
+    /// Real SOL held by the curve after the trade (0 in the oldest layout).
     pub real_sol_reserves: u64,
-    /// Real tokens held by the curve after the trade, raw units.
+    /// Real tokens held by the curve after the trade (0 in the oldest layout).
     pub real_token_reserves: u64,
+    /// The coin's quote mint; all zero (`Pubkey::default()`) means SOL, and
+    /// so does a layout from before quote mints existed.
+    pub quote_mint: Pubkey,
+    /// Quote paid or received, in the quote mint's base units (for SOL
+    /// coins and older layouts: `sol_amount`).
+    pub quote_amount: u64,
+    /// Virtual quote reserves after the trade (for SOL coins and older
+    /// layouts: `virtual_sol_reserves`).
+    pub virtual_quote_reserves: u64,
     /// `true` for a buy, `false` for a sell.
     pub is_buy: bool,
 }
 
-/// Why a record is not a `TradeEvent`. Small and `Copy`: rejections are normal
-/// operation on a live feed, so they must not allocate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
-pub enum DecodeError {
-    /// The record ends before the last decoded field.
-    #[error("record too short: {len} bytes, a TradeEvent needs at least {TRADE_EVENT_MIN_LEN}")]
-    TooShort {
-        /// Length of the rejected record.
-        len: usize,
-    },
-    /// The record is another Anchor event (or not an event at all).
-    #[error("not a TradeEvent: discriminator {found:02x?}")]
-    WrongDiscriminator {
-        /// The first eight bytes of the record.
-        found: [u8; 8],
-    },
-    /// Borsh encodes `bool` as exactly 0 or 1.
-    #[error("invalid is_buy byte {byte:#04x} (Borsh bool must be 0 or 1)")]
-    BadBool {
-        /// The offending byte.
-        byte: u8,
-    },
-}
-
-/// Byte offsets of the decoded fields, from the start of the record.
+/// Byte offsets of the fixed leading fields, from the start of the record.
 mod offset {
     pub const MINT: usize = 8;
     pub const SOL_AMOUNT: usize = MINT + 32;
@@ -94,42 +93,105 @@ mod offset {
     pub const REAL_TOKEN: usize = REAL_SOL + 8;
 }
 
+/// Bytes of one `Shareholder` (`address: Pubkey, share_bps: u16`).
+pub const SHAREHOLDER_LEN: usize = 32 + 2;
+
 impl TradeEvent {
-    /// Decodes one event record. Trailing bytes (newer program versions) are
-    /// ignored.
+    /// Decodes one event record of any layout (see the module docs).
     // Inlined into the caller's loop (another crate, without LTO), so the
     // event is built where the caller keeps it instead of being returned
     // through memory and copied, and fields the caller never reads cost less.
     #[inline]
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
-        let Some(record) = bytes.first_chunk::<TRADE_EVENT_MIN_LEN>() else {
-            return Err(DecodeError::TooShort { len: bytes.len() });
-        };
-        let found: [u8; 8] = array(record, 0);
-        if found != TRADE_EVENT_DISCRIMINATOR {
-            return Err(DecodeError::WrongDiscriminator { found });
-        }
-        let is_buy = match record[offset::IS_BUY] {
+        check_head(bytes, &TRADE_EVENT_DISCRIMINATOR, TRADE_EVENT_OLDEST_LEN)?;
+        let is_buy = match bytes[offset::IS_BUY] {
             0 => false,
             1 => true,
-            byte => return Err(DecodeError::BadBool { byte }),
+            byte => return Err(DecodeError::BadBool { field: "is_buy", byte }),
         };
-        Ok(Self {
-            mint: array(record, offset::MINT),
-            sol_amount: u64::from_le_bytes(array(record, offset::SOL_AMOUNT)),
-            token_amount: u64::from_le_bytes(array(record, offset::TOKEN_AMOUNT)),
+        let u64_at = |at: usize| u64::from_le_bytes(array(bytes, at));
+        let sol_amount = u64_at(offset::SOL_AMOUNT);
+        let virtual_sol_reserves = u64_at(offset::VIRTUAL_SOL);
+        let mut event = Self {
+            user: array(bytes, offset::USER),
+            mint: array(bytes, offset::MINT),
+            sol_amount,
+            token_amount: u64_at(offset::TOKEN_AMOUNT),
+            timestamp: i64::from_le_bytes(array(bytes, offset::TIMESTAMP)),
+            virtual_sol_reserves,
+            virtual_token_reserves: u64_at(offset::VIRTUAL_TOKEN),
+            real_sol_reserves: 0,
+            real_token_reserves: 0,
+            quote_mint: [0; 32],
+            quote_amount: sol_amount,
+            virtual_quote_reserves: virtual_sol_reserves,
             is_buy,
-            user: array(record, offset::USER),
-            timestamp: i64::from_le_bytes(array(record, offset::TIMESTAMP)),
-            virtual_sol_reserves: u64::from_le_bytes(array(record, offset::VIRTUAL_SOL)),
-            virtual_token_reserves: u64::from_le_bytes(array(record, offset::VIRTUAL_TOKEN)),
-            real_sol_reserves: u64::from_le_bytes(array(record, offset::REAL_SOL)),
-            real_token_reserves: u64::from_le_bytes(array(record, offset::REAL_TOKEN)),
-        })
+        };
+        if bytes.len() == TRADE_EVENT_MIN_LEN {
+            // The common 2024 layout, and the mock's: no walk needed.
+            event.real_sol_reserves = u64_at(offset::REAL_SOL);
+            event.real_token_reserves = u64_at(offset::REAL_TOKEN);
+        } else if bytes.len() > TRADE_EVENT_OLDEST_LEN {
+            event.read_appended(&mut Fields::at(bytes, offset::REAL_SOL))?;
+        }
+        Ok(event)
     }
 
-    /// Encodes the event as the original (129-byte) program version does.
-    /// Used by the mock source and by tests.
+    /// Reads (and checks) the fields appended after the oldest layout, as
+    /// far as the record goes, keeping the ones aggregation needs.
+    #[cold]
+    fn read_appended(&mut self, f: &mut Fields<'_>) -> Result<(), DecodeError> {
+        self.real_sol_reserves = f.u64("real_sol_reserves")?;
+        if f.done() {
+            return Ok(());
+        }
+        self.real_token_reserves = f.u64("real_token_reserves")?;
+        // Fees and creator (2025), volume tracking, ix_name and mayhem mode,
+        // cashback and buyback, shareholders: checked, not kept.
+        macro_rules! skip {
+            ($($read:ident $name:literal),* $(,)?) => {$(
+                if f.done() { return Ok(()); }
+                f.$read($name)?;
+            )*};
+        }
+        skip!(
+            pubkey "fee_recipient", u64 "fee_basis_points", u64 "fee",
+            pubkey "creator", u64 "creator_fee_basis_points", u64 "creator_fee",
+            bool "track_volume", u64 "total_unclaimed_tokens", u64 "total_claimed_tokens",
+            u64 "current_sol_volume", i64 "last_update_timestamp",
+            string "ix_name", bool "mayhem_mode",
+            u64 "cashback_fee_basis_points", u64 "cashback",
+            u64 "buyback_fee_basis_points", u64 "buyback_fee",
+        );
+        if f.done() {
+            return Ok(());
+        }
+        f.vec("shareholders", SHAREHOLDER_LEN)?;
+        if f.done() {
+            return Ok(());
+        }
+        // Quote mints (May 2026): for SOL coins the quote fields repeat the
+        // SOL ones; for others the SOL fields are 0 and these hold the trade.
+        let quote_mint = f.pubkey("quote_mint")?;
+        let quote_amount = if f.done() { None } else { Some(f.u64("quote_amount")?) };
+        let virtual_quote = if f.done() { None } else { Some(f.u64("virtual_quote_reserves")?) };
+        if !f.done() {
+            f.u64("real_quote_reserves")?;
+        }
+        // Bytes after `real_quote_reserves`: fields the IDL does not
+        // describe yet; accepted as they are.
+        self.quote_mint = quote_mint;
+        if let Some(amount) = quote_amount {
+            self.quote_amount = amount;
+        }
+        if let Some(reserves) = virtual_quote {
+            self.virtual_quote_reserves = reserves;
+        }
+        Ok(())
+    }
+
+    /// Encodes the event as the 2024 (129-byte) program version does. Used
+    /// by the mock source and by tests.
     pub fn encode(&self) -> [u8; TRADE_EVENT_MIN_LEN] {
         let mut out = [0u8; TRADE_EVENT_MIN_LEN];
         out[..8].copy_from_slice(&TRADE_EVENT_DISCRIMINATOR);
@@ -148,22 +210,46 @@ impl TradeEvent {
         out
     }
 
-    /// Price in SOL per whole token, from the virtual reserves after the trade.
-    /// `None` when the token reserves are zero (no price can be quoted).
+    /// Whether the coin is quoted in SOL (all-zero quote mint).
     #[inline]
-    pub fn price_sol_per_token(&self) -> Option<f64> {
+    pub fn quoted_in_sol(&self) -> bool {
+        self.quote_mint == [0; 32]
+    }
+
+    /// Price in the coin's quote per whole token, from the virtual reserves
+    /// after the trade, given the quote's decimals. `None` when the token
+    /// reserves are zero (no price can be quoted).
+    #[inline]
+    pub fn price(&self, quote_decimals: u8) -> Option<f64> {
         if self.virtual_token_reserves == 0 {
             return None;
         }
-        let sol = self.virtual_sol_reserves as f64 / LAMPORTS_PER_SOL;
+        let quote = self.virtual_quote_reserves as f64 / pow10(quote_decimals);
         let tokens = self.virtual_token_reserves as f64 / TOKEN_UNITS_PER_TOKEN;
-        Some(sol / tokens)
+        Some(quote / tokens)
+    }
+
+    /// Price in SOL per whole token of a SOL-quoted coin.
+    #[inline]
+    pub fn price_sol_per_token(&self) -> Option<f64> {
+        self.price(9)
+    }
+}
+
+/// `10^decimals` as `f64`, for the decimals SPL mints have (0..=255; only
+/// up to 19 or so occur).
+#[inline]
+pub fn pow10(decimals: u8) -> f64 {
+    match decimals {
+        6 => 1e6,
+        9 => 1e9,
+        d => 10f64.powi(i32::from(d)),
     }
 }
 
 /// Copies `N` bytes at `at` out of a record already checked to be long enough.
 #[inline]
-fn array<const N: usize>(record: &[u8; TRADE_EVENT_MIN_LEN], at: usize) -> [u8; N] {
+fn array<const N: usize>(record: &[u8], at: usize) -> [u8; N] {
     let mut out = [0u8; N];
     out.copy_from_slice(&record[at..at + N]);
     out
@@ -185,6 +271,9 @@ mod tests {
             virtual_token_reserves: 1_021_904_761_904_762,
             real_sol_reserves: 1_500_000_000,
             real_token_reserves: 742_004_761_904_762,
+            quote_mint: [0; 32],
+            quote_amount: 1_500_000_000,
+            virtual_quote_reserves: 31_500_000_000,
         }
     }
 
@@ -195,18 +284,27 @@ mod tests {
     }
 
     #[test]
-    fn trailing_fields_of_newer_versions_are_ignored() {
-        let mut bytes = sample().encode().to_vec();
-        bytes.extend_from_slice(&[0xff; 138]);
-        assert_eq!(TradeEvent::decode(&bytes), Ok(sample()));
+    fn the_oldest_layout_decodes_without_real_reserves() {
+        let bytes = sample().encode();
+        let old = TradeEvent::decode(&bytes[..TRADE_EVENT_OLDEST_LEN]).unwrap();
+        assert_eq!((old.real_sol_reserves, old.real_token_reserves), (0, 0));
+        assert_eq!(old.virtual_token_reserves, sample().virtual_token_reserves);
     }
 
     #[test]
-    fn rejects_every_short_length() {
+    fn refuses_every_length_below_the_oldest_layout_and_inside_a_field() {
         let bytes = sample().encode();
-        for len in 0..TRADE_EVENT_MIN_LEN {
-            assert_eq!(TradeEvent::decode(&bytes[..len]), Err(DecodeError::TooShort { len }));
+        for len in 8..TRADE_EVENT_OLDEST_LEN {
+            assert_eq!(TradeEvent::decode(&bytes[..len]), Err(DecodeError::TooShort { len, need: 113 }));
         }
+        for len in TRADE_EVENT_OLDEST_LEN + 1..TRADE_EVENT_MIN_LEN {
+            if len != TRADE_EVENT_OLDEST_LEN + 8 {
+                assert!(matches!(TradeEvent::decode(&bytes[..len]), Err(DecodeError::Truncated { .. })), "{len}");
+            }
+        }
+        let mut longer = bytes.to_vec();
+        longer.extend_from_slice(&[0xff; 31]);
+        assert_eq!(TradeEvent::decode(&longer), Err(DecodeError::Truncated { len: 160, field: "fee_recipient" }));
     }
 
     #[test]
@@ -224,20 +322,21 @@ mod tests {
         let mut bytes = sample().encode();
         for byte in 2..=u8::MAX {
             bytes[offset::IS_BUY] = byte;
-            assert_eq!(TradeEvent::decode(&bytes), Err(DecodeError::BadBool { byte }));
+            assert_eq!(TradeEvent::decode(&bytes), Err(DecodeError::BadBool { field: "is_buy", byte }));
         }
         bytes[offset::IS_BUY] = 0;
         assert_eq!(TradeEvent::decode(&bytes).map(|e| e.is_buy), Ok(false));
     }
 
     #[test]
-    fn price_is_sol_per_whole_token() {
+    fn price_is_quote_per_whole_token() {
         let mut event = sample();
-        event.virtual_sol_reserves = 30_000_000_000;
+        event.virtual_quote_reserves = 30_000_000_000;
         event.virtual_token_reserves = 1_073_000_000_000_000;
-        let price = event.price_sol_per_token().unwrap_or_default();
+        let price = event.price(9).unwrap_or_default();
         assert!((price - 30.0 / 1_073_000_000.0).abs() < 1e-18);
+        assert!((event.price(6).unwrap_or_default() - 30_000.0 / 1_073_000_000.0).abs() < 1e-15);
         event.virtual_token_reserves = 0;
-        assert_eq!(event.price_sol_per_token(), None);
+        assert_eq!(event.price(9), None);
     }
 }

@@ -261,22 +261,7 @@ mod tests {
     use crate::codec::bar::Bar;
 
     fn frame(mint: u8, seq: u64, closed: bool) -> Rc<SharedFrame> {
-        let bar = Bar {
-            mint: [mint; 32],
-            open_time_s: 60,
-            window_s: 1,
-            trades: 1,
-            open: 1.0,
-            high: 1.0,
-            low: 1.0,
-            close: 1.0,
-            volume_lamports: 1,
-            volume_tokens: 1,
-            buy_volume_lamports: 0,
-            seq,
-            produced_ns: 0,
-            closed,
-        };
+        let bar = Bar { seq, closed, ..Bar::one_trade([mint; 32], 1, 60, 1.0) };
         let bytes = bar.to_bytes();
         SharedFrame::new(&bytes, bar::access(&bytes).unwrap())
     }

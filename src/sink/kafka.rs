@@ -2,7 +2,15 @@
 //! queues a bar in librdkafka's bounded queue or says the queue is full; the
 //! ingest loop decides how to wait. Delivery reports are counted on
 //! librdkafka's callback, never dropped silently.
+//!
+//! Every record gets a sequence number, and the sink knows the longest
+//! prefix of them Kafka has acknowledged ([`KafkaSink::acked`]): that is what
+//! the resume point of a restarted live source is built on. Acknowledgements
+//! come in order within a partition (the producer is idempotent), so one
+//! counter per partition, raised by the delivery callback, and a queue of
+//! sequence numbers per partition kept by the ingest thread, are enough.
 
+use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
@@ -10,6 +18,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use rdkafka::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
 use rdkafka::error::KafkaError;
+use rdkafka::message::Message;
 use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, ProducerContext};
 use rdkafka::types::RDKafkaErrorCode;
 use thiserror::Error;
@@ -34,6 +43,9 @@ pub struct SinkStats {
     pub failed: AtomicU64,
     /// Times a send found the queue full and had to wait.
     pub queue_full: AtomicU64,
+    /// Per partition, the highest record sequence acknowledged (or failed
+    /// for good: either way nothing more will happen to it).
+    pub acked: Vec<AtomicU64>,
 }
 
 /// Why a bar was not queued.
@@ -64,16 +76,24 @@ impl ClientContext for DeliveryCounter {
 }
 
 impl ProducerContext for DeliveryCounter {
-    type DeliveryOpaque = ();
+    /// The record's sequence number.
+    type DeliveryOpaque = usize;
 
-    fn delivery(&self, result: &DeliveryResult<'_>, _: Self::DeliveryOpaque) {
-        match result {
-            Ok(_) => self.0.delivered.fetch_add(1, Ordering::Relaxed),
-            Err((error, _)) => {
+    fn delivery(&self, result: &DeliveryResult<'_>, seq: Self::DeliveryOpaque) {
+        let partition = match result {
+            Ok(message) => {
+                self.0.delivered.fetch_add(1, Ordering::Relaxed);
+                message.partition()
+            }
+            Err((error, message)) => {
                 tracing::error!(%error, "bar not delivered");
-                self.0.failed.fetch_add(1, Ordering::Relaxed)
+                self.0.failed.fetch_add(1, Ordering::Relaxed);
+                message.partition()
             }
         };
+        if let Some(acked) = usize::try_from(partition).ok().and_then(|p| self.0.acked.get(p)) {
+            acked.fetch_max(seq as u64, Ordering::Relaxed);
+        }
     }
 }
 
@@ -95,23 +115,39 @@ pub struct KafkaSink {
     /// Encoding buffer, reused: librdkafka copies the payload.
     buf: Vec<u8>,
     stats: Arc<SinkStats>,
+    /// Sequence number of the last record queued (records count from 1).
+    last_seq: u64,
+    /// Per partition, the sequence numbers queued and not yet known to be
+    /// acknowledged, oldest first. Bounded by librdkafka's queue bound
+    /// (`queue.buffering.max.messages`): a record leaves it when acknowledged.
+    outstanding: Vec<VecDeque<u64>>,
 }
 
 impl KafkaSink {
     /// Connects, checks the broker answers, creates the topic if needed.
     /// Call from an unpinned thread (librdkafka threads inherit affinity).
     pub fn connect(config: &KafkaConfig, windows: &Windows) -> Result<Self, SinkError> {
-        let stats = Arc::new(SinkStats::default());
+        let partitions = topic::ensure_topic(config, windows.len() as i32)?;
+        let acked = (0..partitions.max(1)).map(|_| AtomicU64::new(0)).collect();
+        let stats = Arc::new(SinkStats { acked, ..SinkStats::default() });
         let producer: BaseProducer<DeliveryCounter> =
             config.producer().create_with_context(DeliveryCounter(stats.clone())).map_err(SinkError::Config)?;
-        let partitions = topic::ensure_topic(config, windows.len() as i32)?;
         let routes = windows
             .seconds()
             .iter()
             .enumerate()
             .map(|(i, &window_s)| Route { window_s, partition: partition_for(i, partitions), key: key_for(window_s) })
             .collect();
-        Ok(Self { producer, partitions, topic: config.topic.clone(), routes, buf: Vec::with_capacity(BAR_LEN), stats })
+        Ok(Self {
+            producer,
+            partitions,
+            topic: config.topic.clone(),
+            routes,
+            buf: Vec::with_capacity(BAR_LEN),
+            stats,
+            last_seq: 0,
+            outstanding: (0..partitions.max(1)).map(|_| VecDeque::new()).collect(),
+        })
     }
 
     /// Partitions of the topic.
@@ -124,14 +160,23 @@ impl KafkaSink {
         self.stats.clone()
     }
 
-    /// Stamps `produced_ns` and queues the bar without blocking.
-    pub fn try_send(&mut self, bar: &Bar) -> Result<(), SendError> {
+    /// Stamps `produced_ns` and `resume_slot` and queues the bar without
+    /// blocking.
+    pub fn try_send(&mut self, bar: &Bar, resume_slot: u64) -> Result<(), SendError> {
         let route =
             self.routes.iter().find(|r| r.window_s == bar.window_s).ok_or(SendError::UnknownWindow(bar.window_s))?;
-        Bar { produced_ns: unix_now_ns(), ..*bar }.encode_into(&mut self.buf);
-        let record = BaseRecord::to(&self.topic).partition(route.partition).key(&route.key).payload(&self.buf);
+        Bar { produced_ns: unix_now_ns(), resume_slot, ..*bar }.encode_into(&mut self.buf);
+        let seq = self.last_seq + 1;
+        let record = BaseRecord::with_opaque_to(&self.topic, seq as usize)
+            .partition(route.partition)
+            .key(&route.key)
+            .payload(&self.buf);
         match self.producer.send(record) {
             Ok(()) => {
+                self.last_seq = seq;
+                if let Some(queue) = self.outstanding.get_mut(route.partition as usize) {
+                    queue.push_back(seq);
+                }
                 self.stats.queued.fetch_add(1, Ordering::Relaxed);
                 Ok(())
             }
@@ -155,6 +200,27 @@ impl KafkaSink {
                 break;
             }
         }
+    }
+
+    /// Sequence number of the last record queued.
+    pub fn last_seq(&self) -> u64 {
+        self.last_seq
+    }
+
+    /// The longest prefix of record sequence numbers Kafka has acknowledged
+    /// (or failed for good).
+    pub fn acked(&mut self) -> u64 {
+        let mut prefix = self.last_seq;
+        for (queue, acked) in self.outstanding.iter_mut().zip(&self.stats.acked) {
+            let acked = acked.load(Ordering::Relaxed);
+            while queue.front().is_some_and(|&seq| seq <= acked) {
+                queue.pop_front();
+            }
+            if let Some(&first) = queue.front() {
+                prefix = prefix.min(first - 1);
+            }
+        }
+        prefix
     }
 
     /// Bars queued but not yet acknowledged.

@@ -8,7 +8,8 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use rand::rngs::StdRng;
 use rand::{Rng, RngExt, SeedableRng};
 
-use super::Filled;
+use super::{Filled, Record};
+use crate::codec::event::{Position, Program};
 use crate::codec::trade::{Pubkey, TradeEvent};
 
 /// Initial virtual SOL reserves of a pump.fun curve, lamports.
@@ -123,7 +124,7 @@ impl MockSource {
     }
 
     /// Hands out the events due by now, at most `max`.
-    pub fn fill(&mut self, max: usize, mut on_record: impl FnMut(&[u8])) -> Filled {
+    pub fn fill(&mut self, max: usize, mut on_record: impl FnMut(Record<'_>)) -> Filled {
         let due = self.due_now().min(max as u64);
         if due == 0 {
             return Filled::Idle(self.until_next());
@@ -131,7 +132,11 @@ impl MockSource {
         let timestamp = unix_now_s();
         for _ in 0..due {
             let event = self.next_event(timestamp);
-            on_record(&event.encode());
+            on_record(Record {
+                program: Some(Program::PumpFun),
+                bytes: &event.encode(),
+                position: Position::default(),
+            });
         }
         self.generated += due;
         Filled::Records(due as usize)
@@ -189,6 +194,9 @@ impl MockSource {
             virtual_token_reserves: curve.virtual_tokens,
             real_sol_reserves: curve.real_sol,
             real_token_reserves: curve.real_tokens,
+            quote_mint: [0; 32],
+            quote_amount: sol_amount,
+            virtual_quote_reserves: curve.virtual_sol,
         }
     }
 }
@@ -210,7 +218,7 @@ mod tests {
 
     fn take(source: &mut MockSource, n: usize) -> Vec<TradeEvent> {
         let mut events = Vec::new();
-        source.fill(n, |bytes| events.push(TradeEvent::decode(bytes).unwrap()));
+        source.fill(n, |r| events.push(TradeEvent::decode(r.bytes).unwrap()));
         events
     }
 

@@ -1,7 +1,10 @@
-//! Trades read back from Solana logs: one `Program data: <base64>` line per
-//! event, the way `solana logs` and `logsSubscribe` print them. The prefix is
-//! optional; other log lines, blank lines and `#` comments are skipped; lines
-//! that look like data but do not decode are counted, never fatal.
+//! Trades read back from what people capture of Solana: `Program data:
+//! <base64>` lines, one per event, the way `solana logs` prints them (the
+//! prefix is optional; other log lines, blank lines and `#` comments are
+//! skipped), and JSON lines of `logsNotification` messages or
+//! `getTransaction` results, whose events are attributed to their program
+//! exactly as the live source does ([`super::tx`]). Lines that look like
+//! data but do not decode are counted, never fatal.
 //!
 //! Reading happens on a thread of its own: a file or a pipe (`solana logs |
 //! klinecast ingest --replay-file -`) may block, and the ingest core must not.
@@ -20,7 +23,9 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use thiserror::Error;
 
-use super::Filled;
+use super::tx::{self, TxError};
+use super::{Filled, Record};
+use crate::codec::event::{Position, Program};
 
 /// Longest line read; longer lines are counted as bad and skipped, so one
 /// broken line cannot make the reader buffer without bound.
@@ -43,6 +48,8 @@ pub enum Line<'a> {
     Skip,
     /// Base64 of one record.
     Data(&'a str),
+    /// A JSON message (`logsNotification` or `getTransaction` result).
+    Json(&'a str),
 }
 
 /// Why a data line was not used.
@@ -66,6 +73,14 @@ pub enum BadLine {
         /// 1-based line number.
         line: u64,
     },
+    /// A JSON line that is no transaction message.
+    #[error("line {line}: {error}")]
+    Json {
+        /// 1-based line number.
+        line: u64,
+        /// What is wrong with it.
+        error: TxError,
+    },
 }
 
 /// Classifies one line (without its newline).
@@ -73,6 +88,9 @@ pub fn parse_line(line: &str) -> Line<'_> {
     let line = line.trim();
     if line.is_empty() || line.starts_with('#') {
         return Line::Skip;
+    }
+    if line.starts_with('{') {
+        return Line::Json(line);
     }
     if let Some(rest) = line.strip_prefix(PROGRAM_DATA_PREFIX) {
         return Line::Data(rest.trim());
@@ -94,6 +112,14 @@ pub struct ReplayStats {
     pub skipped: u64,
     /// Lines that looked like data but could not be used.
     pub bad: u64,
+    /// JSON transaction messages read.
+    pub transactions: u64,
+    /// Of those, failed transactions (their events are skipped).
+    pub failed_tx: u64,
+    /// Of those, transactions whose log the node had cut.
+    pub truncated_tx: u64,
+    /// `Program data:` lines of other programs in JSON messages.
+    pub foreign_lines: u64,
     /// The first few bad lines, for the report at the end.
     pub first_bad: Vec<BadLine>,
 }
@@ -108,6 +134,13 @@ impl fmt::Display for ReplayStats {
             "replay: {} lines, {} records, {} skipped, {} bad",
             self.lines, self.records, self.skipped, self.bad
         )?;
+        if self.transactions > 0 {
+            write!(
+                f,
+                "; {} transactions ({} failed, skipped; {} truncated logs; {} foreign-program lines)",
+                self.transactions, self.failed_tx, self.truncated_tx, self.foreign_lines
+            )?;
+        }
         for bad in &self.first_bad {
             write!(f, "; {bad}")?;
         }
@@ -120,8 +153,8 @@ pub const RECORD_QUEUE: usize = 16_384;
 
 /// What the reader thread sends.
 enum Item {
-    /// One decoded record.
-    Record(Vec<u8>),
+    /// One decoded record, with its program (if the line says) and position.
+    Record(Vec<u8>, Option<Program>, Position),
     /// End of input, with the final counts.
     End(ReplayStats),
 }
@@ -160,12 +193,12 @@ impl ReplaySource {
     }
 
     /// Hands out up to `max` records that are ready, without waiting.
-    pub fn fill(&mut self, max: usize, mut on_record: impl FnMut(&[u8])) -> Filled {
+    pub fn fill(&mut self, max: usize, mut on_record: impl FnMut(Record<'_>)) -> Filled {
         let mut handed = 0;
         while handed < max && !self.finished {
             match self.items.try_recv() {
-                Ok(Item::Record(record)) => {
-                    on_record(&record);
+                Ok(Item::Record(bytes, program, position)) => {
+                    on_record(Record { program, bytes: &bytes, position });
                     handed += 1;
                 }
                 Ok(Item::End(stats)) => {
@@ -206,11 +239,8 @@ impl LineReader {
                     self.stats.lines += 1;
                     if too_long {
                         self.bad(BadLine::TooLong { line: self.stats.lines });
-                    } else if self.decode_line() {
-                        self.stats.records += 1;
-                        if send.send(Item::Record(self.record.clone())).is_err() {
-                            return;
-                        }
+                    } else if !self.read_line(send) {
+                        return;
                     }
                 }
                 Err(error) => {
@@ -222,27 +252,57 @@ impl LineReader {
         let _ = send.send(Item::End(self.stats));
     }
 
-    /// Decodes the current line into `record`; false if it holds no record.
-    fn decode_line(&mut self) -> bool {
+    /// Sends the records of the current line; false if the ingest side went
+    /// away.
+    fn read_line(&mut self, send: &SyncSender<Item>) -> bool {
         let line_no = self.stats.lines;
         let Ok(text) = std::str::from_utf8(&self.line) else {
             self.bad(BadLine::NotUtf8 { line: line_no });
-            return false;
+            return true;
         };
         match parse_line(text) {
             Line::Skip => {
                 self.stats.skipped += 1;
-                false
+                true
             }
             Line::Data(b64) => {
                 self.record.clear();
                 if STANDARD.decode_vec(b64, &mut self.record).is_err() {
                     self.bad(BadLine::Base64 { line: line_no });
-                    return false;
+                    return true;
                 }
-                true
+                self.stats.records += 1;
+                send.send(Item::Record(self.record.clone(), None, Position::default())).is_ok()
+            }
+            Line::Json(json) => match tx::parse_line(json) {
+                Ok(parsed) => self.send_transaction(parsed.tx, send),
+                Err(error) => {
+                    self.bad(BadLine::Json { line: line_no, error });
+                    true
+                }
+            },
+        }
+    }
+
+    /// Sends the events of one transaction message, counting what it holds.
+    fn send_transaction(&mut self, tx: tx::TxEvents, send: &SyncSender<Item>) -> bool {
+        self.stats.transactions += 1;
+        self.stats.foreign_lines += u64::from(tx.foreign);
+        self.stats.bad += u64::from(tx.bad_data);
+        self.stats.truncated_tx += u64::from(tx.truncated);
+        if tx.failed {
+            self.stats.failed_tx += 1;
+            return true;
+        }
+        let signature = tx.signature.as_ref().map_or(0, Position::signature_prefix);
+        for (index, (program, bytes)) in tx.events.into_iter().enumerate() {
+            let position = Position { slot: tx.slot, signature, event: index as u32 };
+            self.stats.records += 1;
+            if send.send(Item::Record(bytes, Some(program), position)).is_err() {
+                return false;
             }
         }
+        true
     }
 
     fn bad(&mut self, bad: BadLine) {
@@ -289,7 +349,7 @@ mod tests {
     fn replay(text: &'static str) -> (Vec<Vec<u8>>, ReplayStats) {
         let mut source = ReplaySource::from_reader(Box::new(io::Cursor::new(text.as_bytes()))).unwrap();
         let mut records = Vec::new();
-        while source.fill(2, |r| records.push(r.to_vec())) != Filled::Finished {}
+        while source.fill(2, |r| records.push(r.bytes.to_vec())) != Filled::Finished {}
         (records, source.stats().clone())
     }
 

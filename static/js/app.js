@@ -6,7 +6,7 @@ import { decodeBar } from "./bar.js";
 import { CandleBook, candleFromFrame, candleFromJson } from "./candles.js";
 import { KlineChart } from "./chart.js";
 import { Feed } from "./feed.js";
-import { formatPrice, formatSol, shortMint } from "./format.js";
+import { formatAmount, formatPrice, shortMint } from "./format.js";
 import { MintPicker } from "./mints.js";
 
 /** The windows the buttons offer, as commands spell them, in seconds. */
@@ -240,17 +240,19 @@ function renderLegend() {
     return;
   }
   const change = c.open > 0 ? ((c.close - c.open) / c.open) * 100 : 0;
-  const buyShare = c.volumeSol > 0 ? (c.buySol / c.volumeSol) * 100 : 0;
+  const buyShare = c.volume > 0 ? (c.buyVolume / c.volume) * 100 : 0;
   const fields = [
     ["mint", shortMint(c.mint), c.mint],
     ["", state.shown ?? ""],
+    ["unit", `price in ${c.quote}`, `prices and volumes in ${c.quote}; trades on ${c.venue}`],
     ["", `O ${formatPrice(c.open)}`],
     ["", `H ${formatPrice(c.high)}`],
     ["", `L ${formatPrice(c.low)}`],
     [change >= 0 ? "ok" : "bad", `C ${formatPrice(c.close)} (${change >= 0 ? "+" : ""}${change.toFixed(2)}%)`],
-    ["", `vol ${formatSol(c.volumeSol)} SOL`],
+    ["", `vol ${formatAmount(c.volume)} ${c.quote}`],
     ["", `buys ${buyShare.toFixed(0)}%`],
     ["", `${c.trades} trades`],
+    ["", c.venue],
     ["", c.closed ? "closed" : "open"],
   ];
   $("legend").replaceChildren(...spans(fields));

@@ -1,7 +1,29 @@
-// Decoder of the archived Bar (docs/wire-format.md): 121 little-endian
-// bytes, fields in order, no padding. Shared by the web page and node tests.
+// Decoder of the archived Bar, format 2 (docs/wire-format.md): 193
+// little-endian bytes, fields in order, no padding, the format version in
+// the first two. Shared by the web page and node tests.
 
-export const BAR_LEN = 121;
+export const BAR_FORMAT = 2;
+export const BAR_LEN = 193;
+const BAR_V1_LEN = 121;
+
+/** Quote mints whose symbol and decimals are known (src/codec/quote.rs). */
+export const KNOWN_QUOTES = {
+  So11111111111111111111111111111111111111112: { symbol: "SOL", decimals: 9 },
+  EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v: { symbol: "USDC", decimals: 6 },
+  Es9vMFrzaCERmJfrF4H2FYD4KCoNkY11McCe8BenwNYB: { symbol: "USDT", decimals: 6 },
+  pumpCmXqMfrsAkQ5r49WcJnRayYRqmXz6ae8H7H9Dfn: { symbol: "PUMP", decimals: 6 },
+};
+
+/** The symbol of a quote mint, or its base58 shortened. */
+export function quoteSymbol(mint) {
+  const known = KNOWN_QUOTES[mint];
+  return known ? known.symbol : `${mint.slice(0, 4)}…${mint.slice(-4)}`;
+}
+
+/** Venue bits (1 pump.fun curve, 2 PumpSwap) as names. */
+export function venueNames(bits) {
+  return ["none", "pump.fun", "pumpswap", "pump.fun+pumpswap"][bits & 3];
+}
 
 const BASE58 = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz";
 
@@ -43,27 +65,45 @@ export function decodeBar(input) {
       : ArrayBuffer.isView(input)
         ? new DataView(input.buffer, input.byteOffset, input.byteLength)
         : new DataView(input);
+  if (view.byteLength === BAR_V1_LEN) {
+    throw new Error("bar format 1 (121 bytes, written before prices carried their quote): this reader reads format 2");
+  }
+  if (view.byteLength >= 2 && view.getUint16(0, true) !== BAR_FORMAT) {
+    throw new Error(`bar format ${view.getUint16(0, true)}, this reader reads format ${BAR_FORMAT}: upgrade the reader`);
+  }
   if (view.byteLength !== BAR_LEN) {
     throw new Error(`not an archived Bar: ${view.byteLength} bytes, expected ${BAR_LEN}`);
   }
-  const closedByte = view.getUint8(120);
+  const closedByte = view.getUint8(192);
   if (closedByte > 1) throw new Error(`not an archived Bar: closed byte ${closedByte}`);
   const u64 = (at) => view.getBigUint64(at, true);
   const f64 = (at) => view.getFloat64(at, true);
+  const key = (at) => base58(new Uint8Array(view.buffer, view.byteOffset + at, 32));
+  const quoteMint = key(36);
   const bar = {
-    mint: base58(new Uint8Array(view.buffer, view.byteOffset, 32)),
-    openTime: Number(view.getBigInt64(32, true)),
-    window: view.getUint32(40, true),
-    trades: view.getUint32(44, true),
-    open: f64(48),
-    high: f64(56),
-    low: f64(64),
-    close: f64(72),
-    volumeLamports: u64(80),
-    volumeTokens: u64(88),
-    buyVolumeLamports: u64(96),
-    seq: u64(104),
-    producedNs: u64(112),
+    format: view.getUint16(0, true),
+    venues: view.getUint8(2),
+    quoteDecimals: view.getUint8(3),
+    mint: key(4),
+    quoteMint,
+    quote: quoteSymbol(quoteMint),
+    openTime: Number(view.getBigInt64(68, true)),
+    window: view.getUint32(76, true),
+    trades: view.getUint32(80, true),
+    open: f64(84),
+    high: f64(92),
+    low: f64(100),
+    close: f64(108),
+    volumeQuote: u64(116),
+    volumeTokens: u64(124),
+    buyVolumeQuote: u64(132),
+    buyVolumeTokens: u64(140),
+    seq: u64(148),
+    producedNs: u64(156),
+    lastSlot: u64(164),
+    lastSignature: u64(172),
+    lastEvent: view.getUint32(180, true),
+    resumeSlot: u64(184),
     closed: closedByte === 1,
   };
   checkBar(bar);
@@ -71,6 +111,7 @@ export function decodeBar(input) {
 }
 
 function checkBar(bar) {
+  if (bar.venues === 0 || bar.venues > 3) throw new Error("invalid bar: venues must be pump.fun, pumpswap or both");
   if (bar.window === 0) throw new Error("invalid bar: window is zero");
   if (bar.openTime % bar.window !== 0) throw new Error("invalid bar: open_time is not aligned to the window");
   if (bar.trades === 0) throw new Error("invalid bar: a bar has at least one trade");

@@ -2,25 +2,31 @@
 // the rules for merging live updates and history into it. No DOM, no chart:
 // the page asks "what changed?" and tells the chart; node tests check it.
 
+import { venueNames } from "./bar.js";
+
 /** Most candles kept; beyond it the oldest are dropped (83 min of 1 s bars). */
 export const MAX_CANDLES = 5000;
 
 /**
- * A candle from a decoded binary frame (js/bar.js). Volumes become SOL
- * numbers; `producedNs` stays exact as a decimal string, since a JavaScript
- * number cannot hold unix nanoseconds.
+ * A candle from a decoded binary frame (js/bar.js). Prices are in the bar's
+ * quote (`quote`: SOL, USDC, PUMP, ...); volumes become numbers of whole
+ * quote units; `producedNs` stays exact as a decimal string, since a
+ * JavaScript number cannot hold unix nanoseconds.
  */
 export function candleFromFrame(bar) {
+  const units = 10 ** bar.quoteDecimals;
   return {
     mint: bar.mint,
+    quote: bar.quote,
+    venue: venueNames(bar.venues),
     window: bar.window,
     time: bar.openTime,
     open: bar.open,
     high: bar.high,
     low: bar.low,
     close: bar.close,
-    volumeSol: Number(bar.volumeLamports) / 1e9,
-    buySol: Number(bar.buyVolumeLamports) / 1e9,
+    volume: Number(bar.volumeQuote) / units,
+    buyVolume: Number(bar.buyVolumeQuote) / units,
     trades: bar.trades,
     seq: Number(bar.seq),
     closed: bar.closed,
@@ -37,21 +43,23 @@ export function candleFromJson(row) {
   if (row === null || typeof row !== "object") return null;
   const c = {
     mint: row.mint,
+    quote: row.quote_symbol,
+    venue: row.venue,
     window: row.time_window_seconds,
     time: row.unix_timestamp,
     open: row.open,
     high: row.high,
     low: row.low,
     close: row.close,
-    volumeSol: row.volume_sol,
-    buySol: row.buy_volume_sol,
+    volume: row.volume_quote,
+    buyVolume: row.buy_volume_quote,
     trades: row.trades,
     seq: row.seq,
     closed: row.closed === true,
     producedNs: String(row.produced_ns),
   };
-  const numbers = [c.window, c.time, c.open, c.high, c.low, c.close, c.volumeSol, c.buySol, c.trades, c.seq];
-  if (typeof c.mint !== "string" || !numbers.every(Number.isFinite)) return null;
+  const numbers = [c.window, c.time, c.open, c.high, c.low, c.close, c.volume, c.buyVolume, c.trades, c.seq];
+  if (typeof c.mint !== "string" || typeof c.quote !== "string" || !numbers.every(Number.isFinite)) return null;
   if (!(c.low <= Math.min(c.open, c.close) && Math.max(c.open, c.close) <= c.high)) return null;
   return c;
 }

@@ -1,9 +1,9 @@
-// The chart: candlesticks in the top pane, SOL volume in a pane below, drawn
+// The chart: candlesticks in the top pane, quote volume in a pane below, drawn
 // by lightweight-charts v5. The standalone build is loaded by a classic
 // <script> in index.html and defines window.LightweightCharts; this module
 // only turns candles (js/candles.js) into the library's data points.
 
-import { formatPrice, formatSol, formatTick, formatTime, minMoveFor } from "./format.js";
+import { formatAmount, formatPrice, formatTick, formatTime, minMoveFor } from "./format.js";
 
 const UP = "#26a69a";
 const DOWN = "#ef5350";
@@ -13,7 +13,7 @@ const DOWN_VOLUME = "rgba(239, 83, 80, 0.5)";
 const toCandle = (c) => ({ time: c.time, open: c.open, high: c.high, low: c.low, close: c.close });
 // Volume bars take the candle's colour: the eye reads a tall red bar as
 // "heavy selling" without looking up.
-const toVolume = (c) => ({ time: c.time, value: c.volumeSol, color: c.close >= c.open ? UP_VOLUME : DOWN_VOLUME });
+const toVolume = (c) => ({ time: c.time, value: c.volume, color: c.close >= c.open ? UP_VOLUME : DOWN_VOLUME });
 
 export class KlineChart {
   /** `onHover(time | null)`: the crosshair moved to a candle or left. */
@@ -50,7 +50,7 @@ export class KlineChart {
     this.volume = this.chart.addSeries(
       LC.HistogramSeries,
       {
-        priceFormat: { type: "custom", formatter: formatSol, minMove: 0.001 },
+        priceFormat: { type: "custom", formatter: formatAmount, minMove: 0.001 },
         priceLineVisible: false,
       },
       1,

@@ -7,7 +7,7 @@ const SUBSCRIPT_DIGITS = "₀₁₂₃₄₅₆₇₈₉";
 export const PRICE_DIGITS = 5;
 
 /**
- * A price in SOL per token. pump.fun prices are around 3e-8 SOL, where
+ * A price in the coin's quote per token (SOL, USDC, PUMP, ...). pump.fun prices are around 3e-8 SOL, where
  * fixed decimals show nothing but zeros and exponents are hard to compare at
  * a glance, so below 0.001 the leading zeros are counted in a subscript, the
  * notation DEX screeners use: 0.0₇28000 is 0.000000028000.
@@ -43,16 +43,16 @@ export function minMoveFor(price, digits = PRICE_DIGITS) {
   return Number(`1e${Math.floor(Math.log10(price)) - (digits - 1)}`);
 }
 
-/** SOL amounts (volume): to the mSOL when small, then fewer decimals, k, M. */
-export function formatSol(sol) {
-  if (!Number.isFinite(sol)) return "–";
-  if (sol === 0) return "0";
-  const abs = Math.abs(sol);
-  if (abs >= 1e6) return `${(sol / 1e6).toFixed(2)}M`;
-  if (abs >= 1e4) return `${(sol / 1e3).toFixed(1)}k`;
-  if (abs >= 100) return sol.toFixed(0);
-  if (abs >= 10) return sol.toFixed(1);
-  return sol.toFixed(3);
+/** Amounts in whole quote units (volume): three decimals when small, then fewer, k, M. */
+export function formatAmount(amount) {
+  if (!Number.isFinite(amount)) return "–";
+  if (amount === 0) return "0";
+  const abs = Math.abs(amount);
+  if (abs >= 1e6) return `${(amount / 1e6).toFixed(2)}M`;
+  if (abs >= 1e4) return `${(amount / 1e3).toFixed(1)}k`;
+  if (abs >= 100) return amount.toFixed(0);
+  if (abs >= 10) return amount.toFixed(1);
+  return amount.toFixed(3);
 }
 
 /** A mint as the picker and legend show it: first and last four characters. */

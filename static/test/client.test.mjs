@@ -7,7 +7,7 @@ import { readFileSync } from "node:fs";
 import { decodeBar } from "../js/bar.js";
 import { CandleBook, candleFromFrame, candleFromJson } from "../js/candles.js";
 import { BACKOFF_MAX_MS, BACKOFF_MIN_MS, backoffMs } from "../js/feed.js";
-import { formatPrice, formatSol, minMoveFor, shortMint, windowLabel } from "../js/format.js";
+import { formatPrice, formatAmount, minMoveFor, shortMint, windowLabel } from "../js/format.js";
 
 const candle = (time, seq, close = 1) => ({ time, seq, open: 1, high: 2, low: 0.5, close });
 
@@ -30,9 +30,9 @@ test("the axis steps in units of the last digit shown", () => {
 });
 
 test("small helpers", () => {
-  assert.equal(formatSol(0.0123), "0.012");
-  assert.equal(formatSol(45.87), "45.9");
-  assert.equal(formatSol(12_345), "12.3k");
+  assert.equal(formatAmount(0.0123), "0.012");
+  assert.equal(formatAmount(45.87), "45.9");
+  assert.equal(formatAmount(12_345), "12.3k");
   assert.equal(shortMint("Gns5rog6gyi2t8xMDMSuWfcj7HKVTMnFeJPm49tzqmAp"), "Gns5…qmAp");
   assert.deepEqual([1, 60, 300, 3600, 90].map(windowLabel), ["1s", "1m", "5m", "1h", "90s"]);
 });
@@ -72,7 +72,9 @@ test("candles from binary frames and from /api/klines rows agree", () => {
   const bar = decodeBar(Uint8Array.from(hex.match(/../g).map((h) => parseInt(h, 16))));
   const fromFrame = candleFromFrame(bar);
   assert.equal(fromFrame.time, bar.openTime);
-  assert.equal(fromFrame.volumeSol, Number(bar.volumeLamports) / 1e9);
+  assert.equal(fromFrame.volume, Number(bar.volumeQuote) / 1e9);
+  assert.equal(fromFrame.venue, "pump.fun");
+  assert.equal(fromFrame.quote, "SOL");
   assert.equal(fromFrame.producedNs, String(bar.producedNs));
   const row = {
     open: bar.open,
@@ -82,16 +84,19 @@ test("candles from binary frames and from /api/klines rows agree", () => {
     unix_timestamp: bar.openTime,
     time_window_seconds: bar.window,
     mint: bar.mint,
-    volume_sol: Number(bar.volumeLamports) / 1e9,
+    quote: bar.quoteMint,
+    quote_symbol: "SOL",
+    venue: "pump.fun",
+    volume_quote: Number(bar.volumeQuote) / 1e9,
     volume_tokens: Number(bar.volumeTokens) / 1e6,
-    buy_volume_sol: Number(bar.buyVolumeLamports) / 1e9,
+    buy_volume_quote: Number(bar.buyVolumeQuote) / 1e9,
     trades: bar.trades,
     seq: Number(bar.seq),
     closed: bar.closed,
     produced_ns: Number(bar.producedNs),
   };
   const fromJson = candleFromJson(row);
-  for (const key of ["mint", "window", "time", "open", "high", "low", "close", "volumeSol", "buySol", "trades", "seq", "closed"]) {
+  for (const key of ["mint", "quote", "venue", "window", "time", "open", "high", "low", "close", "volume", "buyVolume", "trades", "seq", "closed"]) {
     assert.equal(fromJson[key], fromFrame[key], key);
   }
   assert.equal(candleFromJson({ ...row, high: row.low / 2 }), null, "low <= high must hold");

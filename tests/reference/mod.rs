@@ -18,9 +18,10 @@ pub struct RefBar {
     high: f64,
     low: f64,
     close: f64,
-    volume_lamports: u64,
+    volume_quote: u64,
     volume_tokens: u64,
-    buy_volume_lamports: u64,
+    buy_volume_quote: u64,
+    buy_volume_tokens: u64,
     trades: u32,
 }
 
@@ -31,9 +32,10 @@ impl From<&Bar> for RefBar {
             high: bar.high,
             low: bar.low,
             close: bar.close,
-            volume_lamports: bar.volume_lamports,
+            volume_quote: bar.volume_quote,
             volume_tokens: bar.volume_tokens,
-            buy_volume_lamports: bar.buy_volume_lamports,
+            buy_volume_quote: bar.buy_volume_quote,
+            buy_volume_tokens: bar.buy_volume_tokens,
             trades: bar.trades,
         }
     }
@@ -60,17 +62,19 @@ pub fn reference(trades: &[TradeEvent]) -> (BTreeMap<Key, RefBar>, [u64; 4]) {
                 high: price,
                 low: price,
                 close: price,
-                volume_lamports: 0,
+                volume_quote: 0,
                 volume_tokens: 0,
-                buy_volume_lamports: 0,
+                buy_volume_quote: 0,
+                buy_volume_tokens: 0,
                 trades: 0,
             });
             bar.high = bar.high.max(price);
             bar.low = bar.low.min(price);
             bar.close = price;
-            bar.volume_lamports += t.sol_amount;
+            bar.volume_quote += t.sol_amount;
             bar.volume_tokens += t.token_amount;
-            bar.buy_volume_lamports += if t.is_buy { t.sol_amount } else { 0 };
+            bar.buy_volume_quote += if t.is_buy { t.sol_amount } else { 0 };
+            bar.buy_volume_tokens += if t.is_buy { t.token_amount } else { 0 };
             bar.trades += 1;
         }
         clock = clock.max(t.timestamp);

@@ -1,0 +1,137 @@
+//! Event records waiting for something the market does not know yet (a
+//! PumpSwap pool's mints, a quote's decimals) while the live source looks it
+//! up. They are applied, in arrival order, when the answer comes.
+//!
+//! Bounded: at most [`MAX_PARKED`] records in all and [`MAX_PARKED_PER_KEY`]
+//! per key; beyond either, and for records older than [`PARK_TIMEOUT`], the
+//! record is dropped and counted as unknown (pool or quote), never applied
+//! with a guessed price.
+
+use std::time::{Duration, Instant};
+
+use rustc_hash::FxHashMap;
+
+use crate::codec::borsh::Pubkey;
+use crate::codec::event::{Position, Program};
+use crate::source::Record;
+
+/// Most records parked in all.
+pub const MAX_PARKED: usize = 50_000;
+/// Most records parked for one pool or quote mint.
+pub const MAX_PARKED_PER_KEY: usize = 5_000;
+/// Longest a record waits for its lookup.
+pub const PARK_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// One parked record, owned.
+#[derive(Debug, Clone)]
+pub struct ParkedRecord {
+    /// The program that emitted it.
+    pub program: Option<Program>,
+    /// Its bytes.
+    pub bytes: Vec<u8>,
+    /// Its position.
+    pub position: Position,
+}
+
+impl ParkedRecord {
+    /// The record as sources hand it out.
+    pub fn record(&self) -> Record<'_> {
+        Record { program: self.program, bytes: &self.bytes, position: self.position }
+    }
+}
+
+/// Records by the key they wait for.
+#[derive(Debug, Default)]
+pub struct Parked {
+    waiting: FxHashMap<Pubkey, (Instant, Vec<ParkedRecord>)>,
+    total: usize,
+}
+
+/// What [`Parked::park`] did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Parking {
+    /// Parked, and the first for its key: look it up.
+    First,
+    /// Parked behind others waiting for the same key.
+    Queued,
+    /// Not parked: a bound was reached.
+    Full,
+}
+
+impl Parked {
+    /// Parks `record` until `key` is known.
+    pub fn park(&mut self, key: Pubkey, record: Record<'_>) -> Parking {
+        if self.total >= MAX_PARKED {
+            return Parking::Full;
+        }
+        let (first, entry) = match self.waiting.get_mut(&key) {
+            Some(entry) => (false, entry),
+            None => (true, self.waiting.entry(key).or_insert_with(|| (Instant::now(), Vec::new()))),
+        };
+        if entry.1.len() >= MAX_PARKED_PER_KEY {
+            return Parking::Full;
+        }
+        entry.1.push(ParkedRecord { program: record.program, bytes: record.bytes.to_vec(), position: record.position });
+        self.total += 1;
+        if first { Parking::First } else { Parking::Queued }
+    }
+
+    /// The records waiting for `key`, in arrival order.
+    pub fn take(&mut self, key: &Pubkey) -> Vec<ParkedRecord> {
+        let records = self.waiting.remove(key).map(|(_, r)| r).unwrap_or_default();
+        self.total -= records.len();
+        records
+    }
+
+    /// Drops the records of keys waited for longer than [`PARK_TIMEOUT`];
+    /// returns how many records were dropped.
+    pub fn expire(&mut self, now: Instant) -> usize {
+        let mut dropped = 0;
+        self.waiting.retain(|_, (since, records)| {
+            let keep = now.duration_since(*since) < PARK_TIMEOUT;
+            if !keep {
+                dropped += records.len();
+            }
+            keep
+        });
+        self.total -= dropped;
+        dropped
+    }
+
+    /// Records parked now.
+    pub fn len(&self) -> usize {
+        self.total
+    }
+
+    /// Whether nothing is parked.
+    pub fn is_empty(&self) -> bool {
+        self.total == 0
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn record(bytes: &[u8]) -> Record<'_> {
+        Record { program: Some(Program::PumpSwap), bytes, position: Position::default() }
+    }
+
+    #[test]
+    fn parks_in_order_per_key_and_bounds_each_key() {
+        let mut parked = Parked::default();
+        assert_eq!(parked.park([1; 32], record(&[1])), Parking::First);
+        assert_eq!(parked.park([1; 32], record(&[2])), Parking::Queued);
+        assert_eq!(parked.park([2; 32], record(&[3])), Parking::First);
+        assert_eq!(parked.len(), 3);
+        let got: Vec<Vec<u8>> = parked.take(&[1; 32]).into_iter().map(|r| r.bytes).collect();
+        assert_eq!(got, [vec![1], vec![2]]);
+        assert_eq!(parked.len(), 1);
+        for _ in 1..MAX_PARKED_PER_KEY {
+            parked.park([2; 32], record(&[0]));
+        }
+        assert_eq!(parked.park([2; 32], record(&[0])), Parking::Full);
+        assert_eq!(parked.expire(Instant::now() + PARK_TIMEOUT), MAX_PARKED_PER_KEY);
+        assert!(parked.is_empty());
+    }
+}

@@ -1,0 +1,288 @@
+//! From decoded events to priced trades: which coin a PumpSwap pool trades,
+//! what a coin is quoted in and with how many decimals, and the price of
+//! each trade in that quote.
+//!
+//! [`Market`] lives on the ingest core with the aggregator and is never
+//! shared. It learns pools from `CompletePumpAmmMigrationEvent`s and
+//! `CreatePoolEvent`s as they go by, from pool accounts the live source
+//! fetches, and from a pool map given to a replay; it learns the decimals of
+//! quotes outside [`crate::codec::quote::KNOWN_QUOTES`] the same way. When it
+//! does not know something it says what ([`Unpriced`]): the caller parks the
+//! trade until a lookup answers, or counts it; no price is ever guessed.
+//!
+//! Prices (SPEC §2.1, `docs/wire-format.md`):
+//! - bonding curve: the virtual reserves after the trade, as pump.fun's own
+//!   price; quote per whole token;
+//! - PumpSwap: the pool's reserves after the trade (the event carries them
+//!   before it, and the amounts that moved), so a graduated coin's series
+//!   goes on with the same definition of price: the marginal price the next
+//!   trade starts from, not the trade's average fill.
+
+pub mod pools;
+
+use thiserror::Error;
+
+use crate::codec::amm::{PoolMints, SwapEvent};
+use crate::codec::bar::Venue;
+use crate::codec::borsh::Pubkey;
+use crate::codec::event::{Event, Position};
+use crate::codec::quote;
+use crate::codec::trade::{COIN_DECIMALS, TradeEvent, pow10};
+pub use pools::{Pool, PoolBook};
+
+/// One priced trade: what the aggregator applies.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Trade {
+    /// The coin.
+    pub mint: Pubkey,
+    /// The quote mint (SOL: wrapped SOL).
+    pub quote_mint: Pubkey,
+    /// Quote per whole token, after the trade.
+    pub price: f64,
+    /// Quote paid or received, quote base units.
+    pub quote_amount: u64,
+    /// Tokens bought or sold, raw units.
+    pub token_amount: u64,
+    /// Block time, unix seconds.
+    pub timestamp: i64,
+    /// Where the trade sits on chain.
+    pub position: Position,
+    /// Decimals of the quote mint.
+    pub quote_decimals: u8,
+    /// Where it happened.
+    pub venue: Venue,
+    /// `true` when the coin was bought.
+    pub is_buy: bool,
+}
+
+/// Why an event gave no trade.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
+pub enum Unpriced {
+    /// Not a trade (a create, a completion, a pool): nothing to apply, maybe
+    /// something learned.
+    #[error("not a trade")]
+    NotATrade,
+    /// Reserves of zero: no price can be derived.
+    #[error("trade has no price (zero reserves)")]
+    NoPrice,
+    /// The quote mint's decimals are not known.
+    #[error("quote mint's decimals unknown")]
+    UnknownQuote(Pubkey),
+    /// The pool's mints are not known.
+    #[error("PumpSwap pool unknown")]
+    UnknownPool(Pubkey),
+}
+
+/// What the market has learned, and the prices it derives.
+#[derive(Debug)]
+pub struct Market {
+    /// Pool → coin, quote and decimals.
+    pools: PoolBook,
+    /// Decimals of quote mints outside the known table, learned from the
+    /// node.
+    quote_decimals: rustc_hash::FxHashMap<Pubkey, u8>,
+}
+
+/// Most learned quote decimals kept: quotes are few (pump.fun accepts a
+/// handful); a flood of distinct ones is refused beyond this (counted by the
+/// caller as unknown-quote).
+pub const MAX_LEARNED_QUOTES: usize = 4096;
+
+impl Market {
+    /// A market that knows at most `max_pools` pools.
+    pub fn new(max_pools: usize) -> Self {
+        Self { pools: PoolBook::new(max_pools), quote_decimals: Default::default() }
+    }
+
+    /// The pools known.
+    pub fn pools(&self) -> &PoolBook {
+        &self.pools
+    }
+
+    /// Learns a pool's mints (from an event, an account, or a pool map).
+    /// Returns whether it is known now.
+    pub fn learn_pool(&mut self, mints: &PoolMints) -> bool {
+        if let Some((base, quote)) = mints.decimals {
+            let (coin_is_base, quote_mint) = oriented(mints);
+            self.learn_decimals(&quote_mint, if coin_is_base { quote } else { base });
+        }
+        self.pools.insert(mints)
+    }
+
+    /// Learns the decimals of a quote mint.
+    pub fn learn_decimals(&mut self, mint: &Pubkey, decimals: u8) {
+        if quote::known(mint).is_some() || self.quote_decimals.len() >= MAX_LEARNED_QUOTES {
+            return;
+        }
+        self.quote_decimals.insert(*mint, decimals);
+    }
+
+    /// Decimals of a (normalized) quote mint, if known.
+    pub fn decimals_of(&self, mint: &Pubkey) -> Option<u8> {
+        quote::known(mint).map(|q| q.decimals).or_else(|| self.quote_decimals.get(mint).copied())
+    }
+
+    /// The trade an event is, or why there is none; learns from events that
+    /// teach something (migrations, new pools).
+    #[inline]
+    pub fn price(&mut self, event: &Event, position: Position) -> Result<Trade, Unpriced> {
+        match event {
+            Event::Trade(trade) => self.curve_trade(trade, position),
+            Event::Swap(swap) => self.pool_trade(swap, position),
+            Event::Migrated(m) => {
+                let quote_mint = quote::normalize(&m.quote_mint);
+                let mints = PoolMints {
+                    pool: m.pool,
+                    base_mint: m.mint,
+                    quote_mint,
+                    decimals: self.decimals_of(&quote_mint).map(|q| (COIN_DECIMALS, q)),
+                };
+                self.pools.insert(&mints);
+                Err(Unpriced::NotATrade)
+            }
+            Event::PoolCreated(mints) => {
+                self.learn_pool(mints);
+                Err(Unpriced::NotATrade)
+            }
+            Event::Created(_) | Event::Completed(_) => Err(Unpriced::NotATrade),
+        }
+    }
+
+    #[inline]
+    fn curve_trade(&self, event: &TradeEvent, position: Position) -> Result<Trade, Unpriced> {
+        let (quote_mint, quote_decimals) = if event.quoted_in_sol() {
+            (quote::WSOL_MINT, 9)
+        } else {
+            let mint = event.quote_mint;
+            (mint, self.decimals_of(&mint).ok_or(Unpriced::UnknownQuote(mint))?)
+        };
+        let price = event.price(quote_decimals).ok_or(Unpriced::NoPrice)?;
+        Ok(Trade {
+            mint: event.mint,
+            quote_mint,
+            price,
+            quote_amount: event.quote_amount,
+            token_amount: event.token_amount,
+            timestamp: event.timestamp,
+            position,
+            quote_decimals,
+            venue: Venue::PumpFun,
+            is_buy: event.is_buy,
+        })
+    }
+
+    fn pool_trade(&self, swap: &SwapEvent, position: Position) -> Result<Trade, Unpriced> {
+        let pool = self.pools.get(&swap.pool).ok_or(Unpriced::UnknownPool(swap.pool))?;
+        let quote_decimals = self.decimals_of(&pool.quote).ok_or(Unpriced::UnknownQuote(pool.quote))?;
+        let (base_after, quote_after) = swap.reserves_after();
+        // Reserves in the pool's own orientation, then turned so the coin
+        // is what is priced.
+        let (coin_reserves, quote_reserves, coin_amount, quote_amount, is_buy) = if pool.coin_is_base {
+            (base_after, quote_after, swap.base_amount, swap.quote_amount, swap.is_buy)
+        } else {
+            (quote_after, base_after, swap.quote_amount, swap.base_amount, !swap.is_buy)
+        };
+        if coin_reserves == 0 || quote_reserves == 0 {
+            return Err(Unpriced::NoPrice);
+        }
+        let price =
+            (quote_reserves as f64 / pow10(quote_decimals)) / (coin_reserves as f64 / pow10(pool.coin_decimals));
+        if !price.is_finite() {
+            return Err(Unpriced::NoPrice);
+        }
+        Ok(Trade {
+            mint: pool.coin,
+            quote_mint: pool.quote,
+            price,
+            quote_amount,
+            token_amount: coin_amount,
+            timestamp: swap.timestamp,
+            position,
+            quote_decimals,
+            venue: Venue::PumpSwap,
+            is_buy,
+        })
+    }
+}
+
+/// Whether a pool's coin is its base mint, and its (normalized) quote mint:
+/// the coin is the base, unless the base is a known quote and the quote is
+/// not (pools made the other way round).
+pub fn oriented(mints: &PoolMints) -> (bool, Pubkey) {
+    let base_is_quote = quote::known(&quote::normalize(&mints.base_mint)).is_some();
+    let quote_is_quote = quote::known(&quote::normalize(&mints.quote_mint)).is_some();
+    if base_is_quote && !quote_is_quote {
+        (false, quote::normalize(&mints.base_mint))
+    } else {
+        (true, quote::normalize(&mints.quote_mint))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::codec::quote::{PUMP_MINT, WSOL_MINT};
+
+    fn swap(pool: Pubkey, is_buy: bool) -> SwapEvent {
+        SwapEvent {
+            pool,
+            user: [0; 32],
+            timestamp: 100,
+            base_amount: 1_000_000,
+            quote_amount: 500,
+            pool_base_reserves: 1_000_000_000_000,
+            pool_quote_reserves: 40_000_000_000,
+            pool_quote_delta: 510,
+            is_buy,
+        }
+    }
+
+    #[test]
+    fn a_pool_trade_waits_for_its_pool_then_prices_after_the_trade() {
+        let mut market = Market::new(16);
+        let event = Event::Swap(swap([5; 32], true));
+        assert_eq!(market.price(&event, Position::default()), Err(Unpriced::UnknownPool([5; 32])));
+        market.learn_pool(&PoolMints { pool: [5; 32], base_mint: [7; 32], quote_mint: WSOL_MINT, decimals: None });
+        let trade = market.price(&event, Position::default()).unwrap();
+        let want = ((40_000_000_000u64 + 510) as f64 / 1e9) / ((1_000_000_000_000u64 - 1_000_000) as f64 / 1e6);
+        assert_eq!(
+            (trade.mint, trade.quote_mint, trade.venue, trade.is_buy),
+            ([7; 32], WSOL_MINT, Venue::PumpSwap, true)
+        );
+        assert!((trade.price - want).abs() <= want * 1e-15);
+    }
+
+    #[test]
+    fn a_reversed_pool_prices_its_quote_side_coin() {
+        let mut market = Market::new(16);
+        market.learn_pool(&PoolMints {
+            pool: [5; 32],
+            base_mint: WSOL_MINT,
+            quote_mint: [7; 32],
+            decimals: Some((9, 6)),
+        });
+        let trade = market.price(&Event::Swap(swap([5; 32], true)), Position::default()).unwrap();
+        // The pool's "buy" takes the coin in and gives SOL out: the coin is sold.
+        assert_eq!((trade.mint, trade.quote_mint, trade.is_buy), ([7; 32], WSOL_MINT, false));
+        assert_eq!((trade.token_amount, trade.quote_amount, trade.quote_decimals), (500, 1_000_000, 9));
+    }
+
+    #[test]
+    fn an_unknown_quote_is_never_priced_until_its_decimals_are_known() {
+        let mut market = Market::new(16);
+        let mut event = crate::codec::trade::TradeEvent::decode(&{
+            let mut b = crate::codec::trade::TRADE_EVENT_DISCRIMINATOR.to_vec();
+            b.resize(129, 0);
+            b[8 + 32 + 8 + 8 + 1 + 32 + 8 + 8] = 1; // virtual token reserves non-zero
+            b
+        })
+        .unwrap();
+        event.quote_mint = [9; 32];
+        let e = Event::Trade(event);
+        assert_eq!(market.price(&e, Position::default()), Err(Unpriced::UnknownQuote([9; 32])));
+        market.learn_decimals(&[9; 32], 6);
+        assert_eq!(market.price(&e, Position::default()).map(|t| t.quote_decimals), Ok(6));
+        event.quote_mint = PUMP_MINT;
+        assert_eq!(market.price(&Event::Trade(event), Position::default()).map(|t| t.quote_decimals), Ok(6));
+    }
+}
