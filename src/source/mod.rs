@@ -135,9 +135,12 @@ impl Source {
         let _ = lookup;
     }
 
-    /// Hands out the answers that arrived.
+    /// Hands out the answers that arrived, and what a replay learned from
+    /// the messages it read.
     pub fn take_facts(&mut self, on_fact: impl FnMut(Fact)) {
-        let _ = on_fact;
+        if let Self::Replay(s) = self {
+            s.take_facts(on_fact);
+        }
     }
 
     /// Every trade of a slot before this one has been handed out

@@ -24,7 +24,7 @@ use base64::engine::general_purpose::STANDARD;
 use thiserror::Error;
 
 use super::tx::{self, TxError};
-use super::{Filled, Record};
+use super::{Fact, Filled, Record};
 use crate::codec::event::{Position, Program};
 
 /// Longest line read; longer lines are counted as bad and skipped, so one
@@ -155,6 +155,9 @@ pub const RECORD_QUEUE: usize = 16_384;
 enum Item {
     /// One decoded record, with its program (if the line says) and position.
     Record(Vec<u8>, Option<Program>, Position),
+    /// Something a transaction message shows that prices later records (a
+    /// pool's mints, from its token balances).
+    Fact(Fact),
     /// End of input, with the final counts.
     End(ReplayStats),
 }
@@ -164,6 +167,8 @@ pub struct ReplaySource {
     items: Receiver<Item>,
     stats: ReplayStats,
     finished: bool,
+    /// Facts read, to hand out before any later record.
+    facts: Vec<Fact>,
 }
 
 /// How long `fill` tells the ingest loop to wait when nothing is ready.
@@ -184,7 +189,12 @@ impl ReplaySource {
     pub fn from_reader(reader: Box<dyn BufRead + Send>) -> io::Result<Self> {
         let (send, items) = mpsc::sync_channel(RECORD_QUEUE);
         thread::Builder::new().name("replay-reader".into()).spawn(move || LineReader::new(reader).run(&send))?;
-        Ok(Self { items, stats: ReplayStats::default(), finished: false })
+        Ok(Self { items, stats: ReplayStats::default(), finished: false, facts: Vec::new() })
+    }
+
+    /// Hands out the facts read so far.
+    pub fn take_facts(&mut self, mut on_fact: impl FnMut(Fact)) {
+        self.facts.drain(..).for_each(&mut on_fact);
     }
 
     /// Counts of the whole replay, once it has finished.
@@ -200,6 +210,12 @@ impl ReplaySource {
                 Ok(Item::Record(bytes, program, position)) => {
                     on_record(Record { program, bytes: &bytes, position });
                     handed += 1;
+                }
+                Ok(Item::Fact(fact)) => {
+                    // Records after it are priced with it: end this fill so
+                    // the ingest loop takes the fact first.
+                    self.facts.push(fact);
+                    return Filled::Records(handed);
                 }
                 Ok(Item::End(stats)) => {
                     self.stats = stats;
@@ -293,6 +309,11 @@ impl LineReader {
         if tx.failed {
             self.stats.failed_tx += 1;
             return true;
+        }
+        for pool in tx::pools_in(&tx) {
+            if send.send(Item::Fact(Fact::Pool(pool))).is_err() {
+                return false;
+            }
         }
         let signature = tx.signature.as_ref().map_or(0, Position::signature_prefix);
         for (index, (program, bytes)) in tx.events.into_iter().enumerate() {

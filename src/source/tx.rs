@@ -23,6 +23,8 @@ use serde_json::Value;
 use thiserror::Error;
 
 use super::logs;
+use crate::codec::amm::{PoolMints, SwapEvent};
+use crate::codec::borsh::Pubkey;
 use crate::codec::event::Program;
 
 /// Anchor's tag before an event emitted as a self-invoked instruction.
@@ -51,6 +53,58 @@ pub struct TxEvents {
     pub bad_data: u32,
     /// The events, in execution order, with the program that emitted each.
     pub events: Vec<(Program, Vec<u8>)>,
+    /// Token balances after the transaction (`getTransaction` only): which
+    /// account owner holds how much of which mint.
+    pub balances: Vec<TokenBalance>,
+}
+
+/// One entry of a `getTransaction` result's `meta.postTokenBalances`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TokenBalance {
+    /// The token account's owner.
+    pub owner: Pubkey,
+    /// The mint.
+    pub mint: Pubkey,
+    /// The balance, base units.
+    pub amount: u64,
+    /// The mint's decimals.
+    pub decimals: u8,
+}
+
+/// Most token balances kept from one transaction.
+const MAX_BALANCES: usize = 256;
+
+/// The pools of the PumpSwap swaps in a transaction whose balances show
+/// them: a pool owns two token accounts, and the base one holds exactly the
+/// swap's base reserves after the trade. A `getTransaction` result thus
+/// names a pool's mints and their decimals without asking the node again.
+pub fn pools_in(tx: &TxEvents) -> Vec<PoolMints> {
+    let mut pools: Vec<PoolMints> = Vec::new();
+    for (program, bytes) in &tx.events {
+        let Ok(swap) = SwapEvent::decode(bytes) else { continue };
+        if *program != Program::PumpSwap || pools.iter().any(|p| p.pool == swap.pool) {
+            continue;
+        }
+        let held: Vec<&TokenBalance> = tx.balances.iter().filter(|b| b.owner == swap.pool).collect();
+        let [a, b] = held[..] else { continue };
+        let (base_after, quote_after) = swap.reserves_after();
+        let (base, quote) = match (a.amount == base_after, b.amount == base_after) {
+            (true, false) => (a, b),
+            (false, true) => (b, a),
+            // Both or neither match: not enough to tell base from quote.
+            _ => continue,
+        };
+        if quote.amount != quote_after {
+            continue;
+        }
+        pools.push(PoolMints {
+            pool: swap.pool,
+            base_mint: base.mint,
+            quote_mint: quote.mint,
+            decimals: Some((base.decimals, quote.decimals)),
+        });
+    }
+    pools
 }
 
 /// One parsed message.
@@ -128,6 +182,7 @@ pub fn from_transaction(result: &Value) -> Result<TxEvents, TxError> {
         failed: !meta.get("err").is_none_or(Value::is_null),
         ..TxEvents::default()
     };
+    tx.balances = balances(meta);
     let logs = meta.get("logMessages").and_then(Value::as_array);
     let inner = inner_events(meta, &message.keys, &mut tx.bad_data);
     if !inner.is_empty() {
@@ -153,6 +208,26 @@ fn from_log(tx: &mut TxEvents, logs: &[Value]) {
             Err(_) => tx.bad_data += 1,
         }
     }
+}
+
+/// `meta.postTokenBalances`, the entries that carry an owner.
+fn balances(meta: &Value) -> Vec<TokenBalance> {
+    let Some(entries) = meta.get("postTokenBalances").and_then(Value::as_array) else { return Vec::new() };
+    let key = |v: Option<&Value>| v.and_then(Value::as_str).and_then(|s| crate::codec::json::parse_mint(s).ok());
+    entries
+        .iter()
+        .filter_map(|e| {
+            let amount = e.pointer("/uiTokenAmount/amount").and_then(Value::as_str)?.parse().ok()?;
+            let decimals = e.pointer("/uiTokenAmount/decimals").and_then(Value::as_u64)?;
+            Some(TokenBalance {
+                owner: key(e.get("owner"))?,
+                mint: key(e.get("mint"))?,
+                amount,
+                decimals: u8::try_from(decimals).ok()?,
+            })
+        })
+        .take(MAX_BALANCES)
+        .collect()
 }
 
 /// Events emitted through self-invoked inner instructions of the two
