@@ -13,6 +13,8 @@ use klinecast::ingest::metrics::IngestMetrics;
 use klinecast::ingest::{self, IngestReport};
 use klinecast::runtime::{self, Shutdown};
 use klinecast::sink::{KafkaSink, restore};
+use klinecast::source::solana::stream::redact;
+use klinecast::source::solana::{Resume, SolanaSource};
 use klinecast::source::{MockSource, ReplaySource, Source};
 use tracing_subscriber::EnvFilter;
 
@@ -68,26 +70,47 @@ fn run_gateway(args: GatewayArgs, shutdown: Shutdown) -> anyhow::Result<()> {
 }
 
 fn run_ingest(args: IngestArgs, shutdown: Shutdown) -> anyhow::Result<IngestReport> {
-    let source = match args.source_config().map_err(anyhow::Error::msg)? {
-        SourceConfig::Mock(config) => Source::Mock(Box::new(MockSource::new(config))),
-        SourceConfig::Replay(config) => Source::Replay(
-            ReplaySource::open(&config)
-                .with_context(|| format!("cannot open replay file {}", config.path.display()))?,
-        ),
-    };
+    let source_config = args.source_config().map_err(anyhow::Error::msg)?;
     runtime::raise_limits();
     // Created here, on the unpinned main thread: librdkafka's threads inherit
     // the creating thread's CPU affinity and must not share the ingest core.
     let sink = KafkaSink::connect(&args.kafka.config(), &args.windows)?;
     // A live source continues its series where the previous run left them;
     // a replay recomputes everything from its own event times.
-    let restored = match &source {
-        Source::Mock(_) => restore::last_states(&args.kafka.config(), &args.windows, sink.partitions())?,
-        Source::Replay(_) => Vec::new(),
+    let restored = match &source_config {
+        SourceConfig::Mock(_) | SourceConfig::Solana(_) => {
+            restore::last_states(&args.kafka.config(), &args.windows, sink.partitions())?
+        }
+        SourceConfig::Replay(_) => Vec::new(),
     };
+    let metrics = Arc::new(IngestMetrics::default());
+    let source = match source_config {
+        SourceConfig::Mock(config) => Source::Mock(Box::new(MockSource::new(config))),
+        SourceConfig::Replay(config) => Source::Replay(
+            ReplaySource::open(&config)
+                .with_context(|| format!("cannot open replay file {}", config.path.display()))?,
+        ),
+        SourceConfig::Solana(config) => {
+            // Bars carry the slot the trades in Kafka are complete up to;
+            // the newest says where to backfill from.
+            let resume =
+                restored.iter().map(|b| b.resume_slot).max().filter(|&slot| slot > 0).map(|slot| Resume {
+                    slot,
+                    hold_s: restored.iter().map(|b| b.open_time_s).max().unwrap_or_default(),
+                });
+            tracing::info!(rpc = %redact(&config.rpc_url), ws = %redact(&config.ws_url), commitment = config.commitment.name(), "live Solana source");
+            let source = SolanaSource::new(*config, resume).map_err(anyhow::Error::msg)?;
+            let _ = metrics.source.set(source.metrics());
+            Source::Solana(Box::new(source))
+        }
+    };
+    if let Some(addr) = args.metrics_listen {
+        let bound = klinecast::ingest::http::serve(addr, metrics.clone())
+            .with_context(|| format!("cannot listen on {addr} for --metrics-listen"))?;
+        tracing::info!(%bound, "ingest metrics on /metrics and /healthz");
+    }
     let core = runtime::cores(&args.cores)[0];
     let config = args.ingest_config().map_err(anyhow::Error::msg)?;
-    let metrics = Arc::new(IngestMetrics::default());
     tracing::info!(windows = %config.windows, core, brokers = %args.kafka.brokers, topic = %args.kafka.topic, "ingest starting");
     let stop = shutdown.clone();
     let report =

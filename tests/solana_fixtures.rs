@@ -85,17 +85,29 @@ fn fast_decoder_agrees(f: &Fixture) {
     match event::decode(Some(f.program), &f.bytes).unwrap() {
         Event::Trade(t) => {
             assert_eq!((t.mint, t.user), (key("mint"), key("user")));
-            assert_eq!((t.sol_amount, t.token_amount, t.is_buy), (u("sol_amount"), u("token_amount"), d["is_buy"] == true));
+            assert_eq!(
+                (t.sol_amount, t.token_amount, t.is_buy),
+                (u("sol_amount"), u("token_amount"), d["is_buy"] == true)
+            );
             assert_eq!(t.timestamp, d["timestamp"].as_i64().unwrap());
-            assert_eq!((t.virtual_sol_reserves, t.virtual_token_reserves), (u("virtual_sol_reserves"), u("virtual_token_reserves")));
+            assert_eq!(
+                (t.virtual_sol_reserves, t.virtual_token_reserves),
+                (u("virtual_sol_reserves"), u("virtual_token_reserves"))
+            );
             if d.contains_key("real_token_reserves") {
-                assert_eq!((t.real_sol_reserves, t.real_token_reserves), (u("real_sol_reserves"), u("real_token_reserves")));
+                assert_eq!(
+                    (t.real_sol_reserves, t.real_token_reserves),
+                    (u("real_sol_reserves"), u("real_token_reserves"))
+                );
             }
             if d.contains_key("quote_mint") {
                 assert_eq!((t.quote_mint, t.quote_amount), (key("quote_mint"), u("quote_amount")));
                 assert_eq!(t.virtual_quote_reserves, u("virtual_quote_reserves"));
             } else {
-                assert_eq!((t.quote_mint, t.quote_amount, t.virtual_quote_reserves), ([0; 32], t.sol_amount, t.virtual_sol_reserves));
+                assert_eq!(
+                    (t.quote_mint, t.quote_amount, t.virtual_quote_reserves),
+                    ([0; 32], t.sol_amount, t.virtual_sol_reserves)
+                );
             }
         }
         Event::Swap(s) => {
@@ -109,7 +121,10 @@ fn fast_decoder_agrees(f: &Fixture) {
                 ("base_amount_in", "quote_amount_out", "quote_amount_out_without_lp_fee")
             };
             assert_eq!((s.base_amount, s.quote_amount, s.pool_quote_delta), (u(base), u(quote), u(delta)));
-            assert_eq!((s.pool_base_reserves, s.pool_quote_reserves), (u("pool_base_token_reserves"), u("pool_quote_token_reserves")));
+            assert_eq!(
+                (s.pool_base_reserves, s.pool_quote_reserves),
+                (u("pool_base_token_reserves"), u("pool_quote_token_reserves"))
+            );
         }
         Event::Created(c) | Event::Completed(c) => {
             assert_eq!(c.mint, key("mint"));
@@ -208,7 +223,14 @@ struct Expected {
 /// The trades of the fixtures, priced from their recorded fields alone.
 /// PumpSwap trades need their pool's mints: `pools` maps the pools whose
 /// mints a recorded message shows.
-fn expected_trades(pools: &BTreeMap<[u8; 32], ([u8; 32], [u8; 32], u8, u8)>) -> (Vec<Expected>, usize) {
+/// Pool → (base mint, quote mint, base decimals, quote decimals).
+type Pools = BTreeMap<[u8; 32], ([u8; 32], [u8; 32], u8, u8)>;
+
+/// A reference bar: first and last trade, high, low, quote and token
+/// volume, trades.
+type RefBar = (Expected, Expected, f64, f64, u64, u64, u32);
+
+fn expected_trades(pools: &Pools) -> (Vec<Expected>, usize) {
     let mut trades = Vec::new();
     let mut unknown_pool = 0;
     for f in fixtures() {
@@ -217,7 +239,11 @@ fn expected_trades(pools: &BTreeMap<[u8; 32], ([u8; 32], [u8; 32], u8, u8)>) -> 
         let key = |k: &str| klinecast::codec::json::parse_mint(d[k].as_str().unwrap()).unwrap();
         match f.kind.as_str() {
             "TradeEvent" => {
-                let quote = if d.contains_key("quote_mint") && key("quote_mint") != [0; 32] { key("quote_mint") } else { WSOL_MINT };
+                let quote = if d.contains_key("quote_mint") && key("quote_mint") != [0; 32] {
+                    key("quote_mint")
+                } else {
+                    WSOL_MINT
+                };
                 let (decimals, reserves, amount) = if quote == WSOL_MINT {
                     (9, u("virtual_sol_reserves"), d["sol_amount"].as_u64().unwrap())
                 } else {
@@ -332,7 +358,7 @@ fn a_replay_of_every_recorded_event_gives_bars_in_each_coins_quote() {
 
     // Reference bars of the 1 h window: trades grouped by (mint, hour) in
     // file order (nothing is late: the file is in time order).
-    let mut want: BTreeMap<([u8; 32], i64), (Expected, Expected, f64, f64, u64, u64, u32)> = BTreeMap::new();
+    let mut want: BTreeMap<([u8; 32], i64), RefBar> = BTreeMap::new();
     for t in &expected {
         let hour = t.ts.div_euclid(3600) * 3600;
         let e = want.entry((t.mint, hour)).or_insert((*t, *t, t.price, t.price, 0, 0, 0));
@@ -443,7 +469,8 @@ fn a_coin_that_graduates_goes_on_in_one_series_on_pumpswap() {
     // TradeEvent with the coin's mint and new times written at their
     // offsets, pool trades real Sell/BuyEvents with the pool and times
     // rewritten; every other byte is as recorded.
-    let migration = fixture_where("CompletePumpAmmMigrationEvent", "pool", "GnpU6c7H9CbPrbb9cUkQMxgz6DZV41h8XbU4pLh4C27e");
+    let migration =
+        fixture_where("CompletePumpAmmMigrationEvent", "pool", "GnpU6c7H9CbPrbb9cUkQMxgz6DZV41h8XbU4pLh4C27e");
     let coin = klinecast::codec::json::parse_mint(migration.decoded["mint"].as_str().unwrap()).unwrap();
     let pool = klinecast::codec::json::parse_mint("GnpU6c7H9CbPrbb9cUkQMxgz6DZV41h8XbU4pLh4C27e").unwrap();
     let curve = fixture_where("TradeEvent", "mint", "C2CbmGjbHfjqrcBskTVBajmnp6Rdq2vrL9Mm5sgSpump");
@@ -488,8 +515,13 @@ fn a_coin_that_graduates_goes_on_in_one_series_on_pumpswap() {
         assert_eq!(seqs, (1..=seqs.len() as u64).collect::<Vec<_>>(), "window {window}: one series, seq +1");
         assert!(series.iter().all(|b| b.quote_mint == WSOL_MINT && b.quote_decimals == 9));
     }
-    let seconds: Vec<(i64, u8)> = bars.iter().filter(|b| b.window_s == 1 && b.closed).map(|b| (b.open_time_s - start, b.venues)).collect();
-    assert_eq!(seconds, [(0, 1), (1, 1), (2, 1), (3, 1), (5, 2), (6, 2), (7, 2), (8, 2)], "venue switches at graduation");
+    let seconds: Vec<(i64, u8)> =
+        bars.iter().filter(|b| b.window_s == 1 && b.closed).map(|b| (b.open_time_s - start, b.venues)).collect();
+    assert_eq!(
+        seconds,
+        [(0, 1), (1, 1), (2, 1), (3, 1), (5, 2), (6, 2), (7, 2), (8, 2)],
+        "venue switches at graduation"
+    );
     let minute = bars.iter().rfind(|b| b.window_s == 60).unwrap();
     assert_eq!((minute.closed, minute.trades, minute.venues), (true, 8, 3), "the minute holds both venues");
 }

@@ -18,6 +18,7 @@ use crate::gateway::{Fanout, GatewayConfig};
 use crate::ingest::{DEFAULT_MAX_POOLS, IngestConfig, MintShard};
 use crate::sink::KafkaConfig;
 use crate::sink::settings::parse_override;
+use crate::source::solana::{Commitment, SolanaConfig, ws_url_for};
 use crate::source::{MockConfig, ReplayConfig};
 
 /// klinecast: real-time K-lines (OHLCV) for pump.fun tokens, through Apache Kafka.
@@ -76,8 +77,19 @@ impl KafkaArgs {
 pub enum SourceKind {
     /// Simulated bonding-curve trades.
     Mock,
-    /// `Program data:` lines from a file or stdin.
+    /// Captured `Program data:` lines or RPC JSON messages, from a file or stdin.
     Replay,
+    /// Live from a Solana RPC node (WebSocket logsSubscribe + HTTP backfill).
+    Solana,
+}
+
+/// `--commitment`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CommitmentArg {
+    /// Voted on by a supermajority (about a second behind the chain).
+    Confirmed,
+    /// Rooted (about 13 s behind; never rolled back).
+    Finalized,
 }
 
 /// Flags of the ingest role.
@@ -98,9 +110,53 @@ pub struct IngestArgs {
     /// Mock: random seed (mints and trades are deterministic for a seed).
     #[arg(long, env = "KLINECAST_MOCK_SEED", default_value_t = 42)]
     pub mock_seed: u64,
-    /// Replay: file of `Program data: <base64>` lines, or `-` for stdin.
+    /// Replay: file of `Program data: <base64>` lines or JSON lines of
+    /// logsNotification messages / getTransaction results, or `-` for stdin.
     #[arg(long, env = "KLINECAST_REPLAY_FILE", value_name = "PATH")]
     pub replay_file: Option<PathBuf>,
+    /// Solana: the node's HTTP JSON-RPC URL (a provider's key may be in the
+    /// URL: it is never logged).
+    #[arg(long, env = "KLINECAST_RPC_URL", default_value = "https://api.mainnet-beta.solana.com")]
+    pub rpc_url: String,
+    /// Solana: the node's WebSocket URL; default: the RPC URL with
+    /// https→wss, http→ws, same host, port and path.
+    #[arg(long, env = "KLINECAST_RPC_WS_URL")]
+    pub rpc_ws_url: Option<String>,
+    /// Solana: commitment of the subscription and the calls.
+    #[arg(long, env = "KLINECAST_COMMITMENT", value_enum, default_value = "confirmed")]
+    pub commitment: CommitmentArg,
+    /// Solana: HTTP requests per second to the node, all methods (the
+    /// public endpoint allows 40 per 10 s for one method per IP).
+    #[arg(long, env = "KLINECAST_RPC_RPS", default_value_t = 4.0)]
+    pub rpc_rps: f64,
+    /// Solana: HTTP requests in flight at once.
+    #[arg(long, env = "KLINECAST_RPC_CONCURRENCY", default_value_t = 2,
+          value_parser = clap::value_parser!(u32).range(1..=64))]
+    pub rpc_concurrency: u32,
+    /// Solana: most transactions backfilled per program after a drop; a
+    /// larger gap keeps its newest ones and is logged and counted as lost.
+    #[arg(long, env = "KLINECAST_BACKFILL_MAX", default_value_t = 1000)]
+    pub backfill_max: usize,
+    /// Solana: a bar closes when the wall clock passes its end plus this
+    /// (block times lag the wall clock); default 2s with confirmed, 15s
+    /// with finalized.
+    #[arg(long, env = "KLINECAST_CLOSE_DELAY", value_parser = parse_duration)]
+    pub close_delay: Option<Duration>,
+    /// Solana: interval of WebSocket pings to the node.
+    #[arg(long, env = "KLINECAST_RPC_PING_INTERVAL", default_value = "10s", value_parser = parse_duration)]
+    pub rpc_ping_interval: Duration,
+    /// Solana: a WebSocket on which nothing (no notification, no pong)
+    /// arrived this long is replaced (reconnect and backfill).
+    #[arg(long, env = "KLINECAST_RPC_STALE_AFTER", default_value = "30s", value_parser = parse_duration)]
+    pub rpc_stale_after: Duration,
+    /// Solana: PEM file of the only CA trusted for TLS to the node (a
+    /// private node); default: the system's root store.
+    #[arg(long, env = "KLINECAST_RPC_CA_FILE", value_name = "PATH")]
+    pub rpc_ca_file: Option<PathBuf>,
+    /// Serve /metrics and /healthz of the ingest side on this address
+    /// (`ingest` has no gateway; off by default).
+    #[arg(long, env = "KLINECAST_METRICS_LISTEN", value_name = "ADDR")]
+    pub metrics_listen: Option<std::net::SocketAddr>,
     /// Replay: after the end of the file, keep serving clients (serve only).
     #[arg(long, env = "KLINECAST_REPLAY_THEN_SERVE")]
     pub replay_then_serve: bool,
@@ -140,12 +196,14 @@ pub struct IngestArgs {
 }
 
 /// The source a run reads, validated.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone)]
 pub enum SourceConfig {
     /// Mock trades.
     Mock(MockConfig),
     /// Replayed log lines.
     Replay(ReplayConfig),
+    /// A Solana RPC node.
+    Solana(Box<SolanaConfig>),
 }
 
 impl IngestArgs {
@@ -177,7 +235,41 @@ impl IngestArgs {
             })),
             (SourceKind::Replay, Some(path)) => Ok(SourceConfig::Replay(ReplayConfig { path: path.clone() })),
             (SourceKind::Replay, None) => Err("--source replay needs --replay-file PATH (or - for stdin)".into()),
+            (SourceKind::Solana, _) => self.solana_config().map(|c| SourceConfig::Solana(Box::new(c))),
         }
+    }
+
+    /// The validated live-source settings.
+    fn solana_config(&self) -> Result<SolanaConfig, String> {
+        let ws_url = match &self.rpc_ws_url {
+            Some(url) => url.clone(),
+            None => ws_url_for(&self.rpc_url)?,
+        };
+        if !(ws_url.starts_with("ws://") || ws_url.starts_with("wss://")) {
+            return Err("--rpc-ws-url: use a ws:// or wss:// URL".into());
+        }
+        if !(self.rpc_rps.is_finite() && self.rpc_rps > 0.0) {
+            return Err(format!("--rpc-rps {}: give a positive number of requests per second", self.rpc_rps));
+        }
+        let commitment = match self.commitment {
+            CommitmentArg::Confirmed => Commitment::Confirmed,
+            CommitmentArg::Finalized => Commitment::Finalized,
+        };
+        let default_delay = if commitment == Commitment::Finalized { 15 } else { 2 };
+        Ok(SolanaConfig {
+            rpc_url: self.rpc_url.clone(),
+            ws_url,
+            commitment,
+            rps: self.rpc_rps,
+            concurrency: self.rpc_concurrency as usize,
+            backfill_max: self.backfill_max.max(1),
+            close_delay: self.close_delay.unwrap_or(Duration::from_secs(default_delay)),
+            ping_interval: self.rpc_ping_interval.max(Duration::from_millis(100)),
+            stale_after: self.rpc_stale_after.max(Duration::from_millis(500)),
+            ca_file: self.rpc_ca_file.clone(),
+            dedupe_window: crate::source::solana::dedupe::DEFAULT_WINDOW.max(4 * self.backfill_max),
+            max_buffered: 50_000,
+        })
     }
 }
 
@@ -416,7 +508,9 @@ mod tests {
         ])
         .unwrap();
         let Some(Command::Ingest(args)) = cli.command else { panic!("not ingest") };
-        assert_eq!(args.source_config(), Ok(SourceConfig::Replay(ReplayConfig { path: "-".into() })));
+        assert!(
+            matches!(args.source_config(), Ok(SourceConfig::Replay(ReplayConfig { path })) if path.as_os_str() == "-")
+        );
         assert_eq!(args.windows.seconds(), &[1, 900]);
         assert_eq!(args.emit_interval, Duration::from_millis(50));
         assert_eq!(args.mint_shard, Some(MintShardArg(MintShard { index: 1, count: 2 })));
@@ -437,5 +531,27 @@ mod tests {
         let cli = Cli::try_parse_from(["klinecast", "ingest", "--source", "replay"]).unwrap();
         let Some(Command::Ingest(args)) = cli.command else { panic!("not ingest") };
         assert!(args.source_config().unwrap_err().contains("--replay-file"));
+        let cli = Cli::try_parse_from(["klinecast", "ingest", "--source", "solana", "--rpc-url", "ftp://x"]).unwrap();
+        let Some(Command::Ingest(args)) = cli.command else { panic!("not ingest") };
+        assert!(args.source_config().unwrap_err().contains("http:// or https://"));
+    }
+
+    #[test]
+    fn the_solana_source_derives_its_websocket_and_close_delay() {
+        let cli =
+            Cli::try_parse_from(["klinecast", "ingest", "--source", "solana", "--rpc-url", "http://127.0.0.1:8899/k"])
+                .unwrap();
+        let Some(Command::Ingest(args)) = cli.command else { panic!("not ingest") };
+        let Ok(SourceConfig::Solana(config)) = args.source_config() else { panic!("not solana") };
+        assert_eq!(config.ws_url, "ws://127.0.0.1:8899/k");
+        assert_eq!((config.close_delay, config.commitment), (Duration::from_secs(2), Commitment::Confirmed));
+        let cli =
+            Cli::try_parse_from(["klinecast", "ingest", "--source", "solana", "--commitment", "finalized"]).unwrap();
+        let Some(Command::Ingest(args)) = cli.command else { panic!("not ingest") };
+        let Ok(SourceConfig::Solana(config)) = args.source_config() else { panic!("not solana") };
+        assert_eq!(
+            (config.ws_url.as_str(), config.close_delay),
+            ("wss://api.mainnet-beta.solana.com", Duration::from_secs(15))
+        );
     }
 }

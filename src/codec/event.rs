@@ -131,6 +131,17 @@ pub fn decode(program: Option<Program>, bytes: &[u8]) -> Result<Event, DecodeErr
     }
 }
 
+/// The block time a trade record carries, read at its fixed offset without
+/// decoding the rest (for lag metrics); `None` for other records.
+pub fn trade_timestamp(bytes: &[u8]) -> Option<i64> {
+    let at = match bytes.first_chunk::<8>()? {
+        &TRADE_EVENT_DISCRIMINATOR => 8 + 32 + 8 + 8 + 1 + 32,
+        &amm::BUY_EVENT_DISCRIMINATOR | &amm::SELL_EVENT_DISCRIMINATOR => 8,
+        _ => return None,
+    };
+    bytes.get(at..at + 8).and_then(|b| b.try_into().ok()).map(i64::from_le_bytes)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -13,10 +13,16 @@ use std::sync::{Arc, OnceLock};
 
 use crate::codec::borsh::RejectKind;
 
-/// Anything that renders Prometheus text (a source's counters).
+/// Anything that renders Prometheus text (a source's counters) and can say
+/// what is wrong with it.
 pub trait RenderMetrics: Send + Sync {
     /// Appends the text form.
     fn render(&self, out: &mut String);
+
+    /// `None` when healthy, else why not (for `/healthz`).
+    fn unhealthy(&self) -> Option<String> {
+        None
+    }
 }
 
 /// Writes one sample with its HELP and TYPE lines.
@@ -107,6 +113,11 @@ fn load(counter: &AtomicU64) -> u64 {
 }
 
 impl IngestMetrics {
+    /// `None` when the ingest side is healthy, else why not.
+    pub fn unhealthy(&self) -> Option<String> {
+        self.source.get().and_then(|s| s.unhealthy())
+    }
+
     /// Renders every counter in the Prometheus text exposition format.
     pub fn render(&self) -> String {
         let mut out = String::new();

@@ -5,9 +5,10 @@
 //!
 //! - [`checkpoint`]: the resume slot bars carry, for a restarted live source.
 //! - [`parked`]: trades waiting for a pool or quote lookup.
-//! - [`metrics`]: the counters `/metrics` shows.
+//! - [`metrics`]: the counters `/metrics` shows; [`http`]: `--metrics-listen`.
 
 pub mod checkpoint;
+pub mod http;
 pub mod metrics;
 pub mod parked;
 

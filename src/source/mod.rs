@@ -7,12 +7,14 @@
 //!
 //! - [`mock`]: a simulated bonding curve.
 //! - [`replay`]: a file or pipe of captured log lines or JSON messages.
+//! - [`solana`]: live from an RPC node (WebSocket, backfill, dedupe).
 //! - [`logs`], [`tx`]: sans-io reading of Solana logs and RPC messages,
 //!   shared by the replay and the live source.
 
 pub mod logs;
 pub mod mock;
 pub mod replay;
+pub mod solana;
 pub mod tx;
 
 use std::time::Duration;
@@ -103,8 +105,10 @@ pub struct Record<'a> {
 pub enum Source {
     /// Simulated bonding-curve trades.
     Mock(Box<MockSource>),
-    /// Trades read back from `Program data:` log lines.
+    /// Trades read back from captured logs and RPC messages.
     Replay(ReplaySource),
+    /// Trades live from a Solana RPC node.
+    Solana(Box<solana::SolanaSource>),
 }
 
 impl Source {
@@ -113,6 +117,7 @@ impl Source {
         match self {
             Self::Mock(s) => s.fill(max, on_record),
             Self::Replay(s) => s.fill(max, on_record),
+            Self::Solana(s) => s.fill(max, on_record),
         }
     }
 
@@ -121,43 +126,57 @@ impl Source {
         match self {
             Self::Mock(_) => ClockKind::Wall,
             Self::Replay(_) => ClockKind::Event,
+            Self::Solana(_) => ClockKind::Live,
         }
     }
 
     /// Whether the source can answer [`Lookup`]s.
     pub fn can_look_up(&self) -> bool {
-        false
+        matches!(self, Self::Solana(_))
     }
 
     /// Asks the source to look something up; the answer comes back through
     /// [`Source::take_facts`].
     pub fn look_up(&mut self, lookup: Lookup) {
-        let _ = lookup;
+        if let Self::Solana(s) = self {
+            s.look_up(lookup);
+        }
     }
 
     /// Hands out the answers that arrived, and what a replay learned from
     /// the messages it read.
     pub fn take_facts(&mut self, on_fact: impl FnMut(Fact)) {
-        if let Self::Replay(s) = self {
-            s.take_facts(on_fact);
+        match self {
+            Self::Replay(s) => s.take_facts(on_fact),
+            Self::Solana(s) => s.take_facts(on_fact),
+            Self::Mock(_) => {}
         }
     }
 
     /// Every trade of a slot before this one has been handed out
     /// (`u64::MAX` for sources without slots).
     pub fn safe_slot(&self) -> u64 {
-        u64::MAX
+        match self {
+            Self::Solana(s) => s.safe_slot(),
+            _ => u64::MAX,
+        }
     }
 
     /// A block time the clock must not pass yet: the source has a gap to
     /// fill from there (live sources).
     pub fn hold_clock_at(&self) -> Option<i64> {
-        None
+        match self {
+            Self::Solana(s) => s.hold_clock_at(),
+            _ => None,
+        }
     }
 
     /// Seconds the live clock lags the wall clock (allowed lateness).
     pub fn close_delay_s(&self) -> i64 {
-        0
+        match self {
+            Self::Solana(s) => s.close_delay_s(),
+            _ => 0,
+        }
     }
 
     /// A one-line summary for the end of a run.
@@ -165,6 +184,7 @@ impl Source {
         match self {
             Self::Mock(s) => format!("mock: {} events generated", s.generated()),
             Self::Replay(s) => s.stats().to_string(),
+            Self::Solana(s) => s.summary(),
         }
     }
 }

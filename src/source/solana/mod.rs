@@ -1,0 +1,536 @@
+//! The live source: pump.fun and PumpSwap trades straight from a Solana RPC
+//! node.
+//!
+//! - [`stream`]: the WebSocket (`logsSubscribe` per program), a task on the
+//!   ingest executor; finds dead and stale connections and reconnects.
+//! - [`rpc`]: HTTP JSON-RPC on helper threads, rate-limited.
+//! - [`backfill`]: listing and fetching what a gap missed.
+//! - [`dedupe`]: (signature, event index) seen, over a bounded window.
+//! - [`metrics`]: counters and health.
+//!
+//! [`SolanaSource`] ties them together on the ingest core: it hands out the
+//! events of live notifications at once; after a reconnect (or from the
+//! resume point after a restart) it holds the live ones back, backfills the
+//! gap, hands out the gap's transactions oldest first, then the held ones,
+//! dropping what was already handed out; while it does, it holds the bar
+//! clock at the last block time it had, so bars of the gap stay open until
+//! their trades are in.
+
+pub mod backfill;
+pub mod dedupe;
+pub mod metrics;
+pub mod rpc;
+pub mod stream;
+
+use std::collections::VecDeque;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use backfill::{Gap, Phase};
+use dedupe::Dedupe;
+use metrics::LiveMetrics;
+use rpc::{Done, Job, Purpose, RateLimiter, RpcClient};
+use stream::{StreamConfig, StreamEvent};
+
+use super::tx::{TxEvents, pools_in};
+use super::{Fact, Filled, Lookup, Record};
+use crate::codec::event::{Position, Program, trade_timestamp};
+
+/// Live notifications waiting in the channel from the stream task; when
+/// full, the task waits (and the node's socket buffers).
+pub const STREAM_QUEUE: usize = 8192;
+/// Jobs waiting for an RPC worker; beyond it the source keeps them.
+pub const JOB_QUEUE: usize = 1024;
+/// Most stream messages taken per `fill`, so one fill stays short.
+const STREAM_PER_FILL: usize = 2048;
+/// Slots the live stream may deliver out of order: a resume point is this
+/// far behind the newest slot seen (about 13 s of slots).
+pub const SAFE_MARGIN_SLOTS: u64 = 32;
+/// How long `fill` asks the ingest loop to wait when nothing is ready.
+const IDLE_WAIT: Duration = Duration::from_millis(5);
+
+/// Commitment of the subscription and the calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Commitment {
+    /// Voted on by a supermajority (about a second behind).
+    Confirmed,
+    /// Rooted (about 13 s behind).
+    Finalized,
+}
+
+impl Commitment {
+    /// The RPC's name for it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Confirmed => "confirmed",
+            Self::Finalized => "finalized",
+        }
+    }
+}
+
+/// Settings of the live source.
+#[derive(Debug, Clone)]
+pub struct SolanaConfig {
+    /// HTTP(S) JSON-RPC URL (keys may be in it: it is never logged whole).
+    pub rpc_url: String,
+    /// WebSocket URL.
+    pub ws_url: String,
+    /// Commitment.
+    pub commitment: Commitment,
+    /// HTTP requests per second, all methods.
+    pub rps: f64,
+    /// HTTP requests in flight (worker threads).
+    pub concurrency: usize,
+    /// Most signatures backfilled per program and gap.
+    pub backfill_max: usize,
+    /// How far the bar clock lags the wall clock.
+    pub close_delay: Duration,
+    /// Interval of WebSocket pings.
+    pub ping_interval: Duration,
+    /// A WebSocket silent this long is replaced.
+    pub stale_after: Duration,
+    /// The only root trusted for TLS to the node (else the system's).
+    pub ca_file: Option<PathBuf>,
+    /// Signatures remembered for deduplication.
+    pub dedupe_window: usize,
+    /// Live transactions held during a backfill; beyond it they are let go
+    /// and a further backfill picks them up.
+    pub max_buffered: usize,
+}
+
+/// Where a restarted ingest resumes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Resume {
+    /// Every trade before this slot is in Kafka.
+    pub slot: u64,
+    /// Latest bar time restored: the clock waits there until the replay of
+    /// the missed slots is in.
+    pub hold_s: i64,
+}
+
+/// The `ws(s)://` URL for an `http(s)://` one: same host, port and path.
+pub fn ws_url_for(rpc_url: &str) -> Result<String, String> {
+    if let Some(rest) = rpc_url.strip_prefix("https://") {
+        Ok(format!("wss://{rest}"))
+    } else if let Some(rest) = rpc_url.strip_prefix("http://") {
+        Ok(format!("ws://{rest}"))
+    } else {
+        Err(format!("--rpc-url {}: use an http:// or https:// URL", stream::redact(rpc_url)))
+    }
+}
+
+/// One record ready to hand out.
+#[derive(Debug)]
+struct Ready {
+    program: Program,
+    bytes: Vec<u8>,
+    position: Position,
+}
+
+/// The live source.
+pub struct SolanaSource {
+    config: SolanaConfig,
+    metrics: Arc<LiveMetrics>,
+    /// The stream task's config, until the task is started on the first
+    /// fill (it must run on the ingest executor).
+    stream: Option<(StreamConfig, flume::Sender<StreamEvent>)>,
+    events: flume::Receiver<StreamEvent>,
+    jobs: flume::Sender<Job>,
+    /// Jobs the queue had no room for, oldest first.
+    backlog: VecDeque<Job>,
+    done: flume::Receiver<Done>,
+    /// Records to hand out, in order.
+    ready: VecDeque<Ready>,
+    facts: Vec<Fact>,
+    dedupe: Dedupe,
+    /// The gap being filled, if any.
+    gap: Option<Gap>,
+    next_gap_id: u64,
+    /// The stream lost more while this gap was filled: another follows it.
+    chain: bool,
+    /// Live transactions held while a gap is filled.
+    held: VecDeque<(Program, TxEvents)>,
+    /// Last signature the stream delivered, per program ([`Program::ALL`]).
+    last_signature: [Option<String>; 2],
+    /// Newest slot the stream delivered.
+    newest_slot: u64,
+    /// Block time of the newest trade handed out.
+    newest_time_s: Option<i64>,
+    /// Newest slot of a transaction handed out.
+    handed_slot: u64,
+    /// The resume slot before anything newer is known.
+    resume_slot: u64,
+    /// Lookups to send.
+    lookups: Vec<Lookup>,
+    connected: bool,
+    started: Instant,
+}
+
+impl SolanaSource {
+    /// Starts the RPC workers (on this thread's affinity: call from the
+    /// unpinned main thread) and prepares the stream, which starts on the
+    /// first fill. `resume` is where a restart continues from.
+    pub fn new(config: SolanaConfig, resume: Option<Resume>) -> Result<Self, String> {
+        let metrics = Arc::new(LiveMetrics::default());
+        let ca_pem = match &config.ca_file {
+            Some(path) => Some(std::fs::read(path).map_err(|e| format!("--rpc-ca-file {}: {e}", path.display()))?),
+            None => None,
+        };
+        let limiter = Arc::new(RateLimiter::new(config.rps));
+        let commitment = config.commitment.name();
+        let client = RpcClient::new(&config.rpc_url, commitment, ca_pem.as_deref(), limiter, metrics.clone())?;
+        let (jobs, job_rx) = flume::bounded(JOB_QUEUE);
+        let (done_tx, done) = flume::bounded(JOB_QUEUE);
+        rpc::spawn_workers(config.concurrency, Arc::new(client), job_rx, done_tx)
+            .map_err(|e| format!("starting RPC workers: {e}"))?;
+        let (events_tx, events) = flume::bounded(STREAM_QUEUE);
+        let stream = StreamConfig {
+            url: config.ws_url.clone(),
+            commitment,
+            ping_interval: config.ping_interval,
+            stale_after: config.stale_after,
+            ca_pem,
+        };
+        let mut source = Self {
+            dedupe: Dedupe::new(config.dedupe_window),
+            metrics,
+            stream: Some((stream, events_tx)),
+            events,
+            jobs,
+            backlog: VecDeque::new(),
+            done,
+            ready: VecDeque::new(),
+            facts: Vec::new(),
+            gap: None,
+            next_gap_id: 1,
+            chain: false,
+            held: VecDeque::new(),
+            last_signature: [None, None],
+            newest_slot: 0,
+            newest_time_s: None,
+            handed_slot: 0,
+            resume_slot: 0,
+            lookups: Vec::new(),
+            connected: false,
+            started: Instant::now(),
+            config,
+        };
+        if let Some(resume) = resume.filter(|r| r.slot > 0) {
+            tracing::info!(slot = resume.slot, "resuming: backfilling from the slot the bars in Kafka end at");
+            source.resume_slot = resume.slot;
+            source.newest_time_s = Some(resume.hold_s);
+            source.open_gap(resume.slot, Some(resume.hold_s), [None, None]);
+        }
+        Ok(source)
+    }
+
+    /// The counters, for `/metrics` and `/healthz`.
+    pub fn metrics(&self) -> Arc<LiveMetrics> {
+        self.metrics.clone()
+    }
+
+    /// Seconds the bar clock lags the wall clock.
+    pub fn close_delay_s(&self) -> i64 {
+        self.config.close_delay.as_secs() as i64
+    }
+
+    /// Every trade of a slot before this has been handed out.
+    pub fn safe_slot(&self) -> u64 {
+        match &self.gap {
+            Some(gap) => gap.start_slot,
+            None if self.newest_slot > 0 => self.newest_slot.saturating_sub(SAFE_MARGIN_SLOTS).max(self.resume_slot),
+            None => self.resume_slot,
+        }
+    }
+
+    /// The block time the bar clock must not pass while a gap is filled.
+    pub fn hold_clock_at(&self) -> Option<i64> {
+        self.gap.as_ref().and_then(|g| g.hold_s)
+    }
+
+    /// Queues a lookup for the RPC workers.
+    pub fn look_up(&mut self, lookup: Lookup) {
+        if !self.lookups.contains(&lookup) {
+            self.lookups.push(lookup);
+        }
+    }
+
+    /// Hands out the answers that arrived.
+    pub fn take_facts(&mut self, on_fact: impl FnMut(Fact)) {
+        self.facts.drain(..).for_each(on_fact);
+    }
+
+    /// A one-line summary for the end of a run.
+    pub fn summary(&self) -> String {
+        let m = &self.metrics;
+        let load = |c: &std::sync::atomic::AtomicU64| c.load(Ordering::Relaxed);
+        format!(
+            "solana: {} notifications, {} reconnects, {} backfilled, {} duplicates dropped, {} failed skipped, \
+             {} truncated, {} unrecoverable gaps",
+            load(&m.notifications),
+            load(&m.reconnects),
+            load(&m.backfilled),
+            load(&m.duplicates),
+            load(&m.failed_tx),
+            load(&m.truncated_logs),
+            load(&m.unrecoverable_gaps),
+        )
+    }
+
+    /// Takes in what the stream and the workers delivered, moves the gap
+    /// on, and hands out at most `max` records.
+    pub fn fill(&mut self, max: usize, mut on_record: impl FnMut(Record<'_>)) -> Filled {
+        if let Some((config, events)) = self.stream.take() {
+            glommio::spawn_local(stream::run(config, events, self.metrics.clone())).detach();
+        }
+        for _ in 0..STREAM_PER_FILL {
+            match self.events.try_recv() {
+                Ok(event) => self.on_stream(event),
+                Err(_) => break,
+            }
+        }
+        while let Ok(done) = self.done.try_recv() {
+            self.on_done(done);
+        }
+        self.advance_gap();
+        if !self.lookups.is_empty() {
+            let lookups = std::mem::take(&mut self.lookups);
+            for chunk in lookups.chunks(rpc::MAX_KEYS_PER_CALL) {
+                self.backlog.push_back(Job::Lookups(chunk.to_vec()));
+            }
+        }
+        self.send_jobs();
+        let mut handed = 0;
+        while handed < max {
+            let Some(record) = self.ready.pop_front() else { break };
+            on_record(Record { program: Some(record.program), bytes: &record.bytes, position: record.position });
+            handed += 1;
+        }
+        if handed == 0 { Filled::Idle(IDLE_WAIT) } else { Filled::Records(handed) }
+    }
+
+    fn on_stream(&mut self, event: StreamEvent) {
+        match event {
+            StreamEvent::Connected => {
+                self.connected = true;
+                if let Some(gap) = &mut self.gap {
+                    gap.begin();
+                }
+            }
+            StreamEvent::Disconnected(_) => {
+                let was_connected = std::mem::replace(&mut self.connected, false);
+                match &self.gap {
+                    // Lost more while filling: another gap follows this one.
+                    Some(gap) if gap.phase() != Phase::Waiting => self.chain = true,
+                    Some(_) => {}
+                    None if was_connected || self.newest_slot > 0 => {
+                        let until = self.last_signature.clone();
+                        self.open_gap(self.newest_slot, self.newest_time_s, until);
+                    }
+                    None => {}
+                }
+            }
+            StreamEvent::Tx(program, tx) => self.on_live(program, *tx),
+        }
+    }
+
+    /// A live transaction: handed out now, or held while a gap is filled.
+    fn on_live(&mut self, program: Program, tx: TxEvents) {
+        let m = &self.metrics;
+        m.foreign_lines.fetch_add(u64::from(tx.foreign), Ordering::Relaxed);
+        if let Some(signature) = &tx.signature {
+            self.last_signature[program_index(program)] = Some(bs58::encode(signature).into_string());
+        }
+        self.newest_slot = self.newest_slot.max(tx.slot);
+        if tx.failed {
+            m.failed_tx.fetch_add(1, Ordering::Relaxed);
+            return;
+        }
+        if let Some(ts) = tx.events.first().and_then(|(_, b)| trade_timestamp(b)) {
+            m.lag(unix_now_s_f64() - ts as f64);
+        }
+        if tx.truncated {
+            m.truncated_logs.fetch_add(1, Ordering::Relaxed);
+            // The rest of its events: from getTransaction's inner
+            // instructions.
+            if let Some(signature) = &tx.signature {
+                let signature = bs58::encode(signature).into_string();
+                self.backlog.push_back(Job::Transaction { signature, purpose: Purpose::Recover });
+            }
+        }
+        if self.gap.is_some() {
+            if self.held.len() >= self.config.max_buffered {
+                // Let the held ones go: the next gap lists them again.
+                self.held.clear();
+                self.chain = true;
+            }
+            self.held.push_back((program, tx));
+            m.buffered.store(self.held.len() as u64, Ordering::Relaxed);
+            return;
+        }
+        self.hand_out(tx);
+    }
+
+    /// Queues a transaction's events that were not handed out before.
+    fn hand_out(&mut self, tx: TxEvents) {
+        let signature = tx.signature.as_ref().map_or(0, Position::signature_prefix);
+        self.handed_slot = self.handed_slot.max(tx.slot);
+        for pool in pools_in(&tx) {
+            self.facts.push(Fact::Pool(pool));
+        }
+        for (index, (event_program, bytes)) in tx.events.into_iter().enumerate() {
+            if tx.signature.is_some() && !self.dedupe.first_time(signature, index) {
+                self.metrics.duplicates.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
+            if let Some(ts) = trade_timestamp(&bytes) {
+                self.newest_time_s = Some(self.newest_time_s.map_or(ts, |t| t.max(ts)));
+            }
+            let position = Position { slot: tx.slot, signature, event: index as u32 };
+            self.ready.push_back(Ready { program: event_program, bytes, position });
+        }
+    }
+
+    fn on_done(&mut self, done: Done) {
+        match done {
+            Done::Signatures { program, page } => {
+                if let Some(gap) = &mut self.gap
+                    && let Some(overflow) = gap.on_page(program, page)
+                {
+                    self.metrics.unrecoverable_gaps.fetch_add(1, Ordering::Relaxed);
+                    tracing::error!(
+                        program = program.address(),
+                        from_slot = overflow.from_slot,
+                        to_slot = overflow.first_listed_slot,
+                        bound = self.config.backfill_max,
+                        "gap larger than the backfill bound: trades of these slots are lost; the newest are filled"
+                    );
+                }
+            }
+            Done::Transaction { purpose: Purpose::Backfill { gap: id, index }, tx, .. } => {
+                if let Some(gap) = self.gap.as_mut().filter(|g| g.id == id) {
+                    gap.on_tx(index, tx);
+                }
+            }
+            Done::Transaction { purpose: Purpose::Recover, tx, signature } => match tx {
+                Ok(Some(tx)) if !tx.failed => {
+                    self.metrics.truncated_recovered.fetch_add(1, Ordering::Relaxed);
+                    self.hand_out(tx);
+                }
+                other => {
+                    tracing::warn!(%signature, result = ?other.as_ref().map(|t| t.is_some()).map_err(|e| e.to_string()), "a truncated transaction's remaining events could not be fetched");
+                }
+            },
+            Done::Facts(facts) => self.facts.extend(facts),
+        }
+    }
+
+    /// Starts a gap from `start_slot`.
+    fn open_gap(&mut self, start_slot: u64, hold_s: Option<i64>, until: [Option<String>; 2]) {
+        let id = self.next_gap_id;
+        self.next_gap_id += 1;
+        let mut gap = Gap::new(id, start_slot, hold_s, until, self.config.backfill_max);
+        if self.connected {
+            gap.begin();
+        }
+        self.gap = Some(gap);
+        self.metrics.backfilling.store(1, Ordering::Relaxed);
+    }
+
+    /// Sends the gap's jobs, hands out what it has ready, and closes it when
+    /// it is done.
+    fn advance_gap(&mut self) {
+        let window = self.config.concurrency * 2;
+        let Some(gap) = &mut self.gap else { return };
+        let dedupe = &self.dedupe;
+        gap.skip_known(|sig| {
+            tx_signature(&sig.signature).is_some_and(|s| dedupe.contains(Position::signature_prefix(&s)))
+        });
+        self.backlog.extend(gap.jobs(window, Instant::now()));
+        let mut released = Vec::new();
+        gap.release(|program, tx| released.push((program, tx)));
+        if gap.phase() != Phase::Done {
+            for (_, tx) in released {
+                self.metrics.backfilled.fetch_add(1, Ordering::Relaxed);
+                self.hand_out(tx);
+            }
+            return;
+        }
+        let (lost, failed, listed, elapsed) = (gap.lost, gap.failed, gap.len(), self.started.elapsed());
+        let newest = Program::ALL.map(|p| gap.newest(p));
+        let start_slot = gap.start_slot;
+        for (_, tx) in released {
+            self.metrics.backfilled.fetch_add(1, Ordering::Relaxed);
+            self.hand_out(tx);
+        }
+        if lost > 0 {
+            self.metrics.unrecoverable_gaps.fetch_add(1, Ordering::Relaxed);
+            self.metrics.lost_transactions.fetch_add(lost, Ordering::Relaxed);
+            tracing::error!(
+                lost,
+                from_slot = start_slot,
+                "backfill: the node did not return some transactions; they are lost"
+            );
+        }
+        self.metrics.failed_tx.fetch_add(failed, Ordering::Relaxed);
+        tracing::info!(transactions = listed, lost, uptime_s = elapsed.as_secs(), "gap filled");
+        self.gap = None;
+        self.metrics.backfilling.store(0, Ordering::Relaxed);
+        let held = std::mem::take(&mut self.held);
+        self.metrics.buffered.store(0, Ordering::Relaxed);
+        if std::mem::take(&mut self.chain) {
+            // The stream lost more (or let held ones go) while this gap was
+            // filled: the next gap lists everything after what this one
+            // handed out, the held ones included, so they are dropped here
+            // and come back in order.
+            let [a, b] = newest;
+            let until = [a.or_else(|| self.last_signature[0].clone()), b.or_else(|| self.last_signature[1].clone())];
+            self.open_gap(self.handed_slot.max(start_slot), self.newest_time_s, until);
+            return;
+        }
+        for (_, tx) in held {
+            self.hand_out(tx);
+        }
+    }
+
+    /// Moves jobs from the backlog into the workers' queue while it has room.
+    fn send_jobs(&mut self) {
+        while let Some(job) = self.backlog.pop_front() {
+            if let Err(flume::TrySendError::Full(job) | flume::TrySendError::Disconnected(job)) =
+                self.jobs.try_send(job)
+            {
+                self.backlog.push_front(job);
+                break;
+            }
+        }
+    }
+}
+
+fn program_index(program: Program) -> usize {
+    match program {
+        Program::PumpFun => 0,
+        Program::PumpSwap => 1,
+    }
+}
+
+fn tx_signature(text: &str) -> Option<[u8; 64]> {
+    super::tx::signature_of(text)
+}
+
+fn unix_now_s_f64() -> f64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0.0, |d| d.as_secs_f64())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ws_url_follows_the_rpc_url() {
+        assert_eq!(ws_url_for("https://api.mainnet-beta.solana.com").unwrap(), "wss://api.mainnet-beta.solana.com");
+        assert_eq!(ws_url_for("http://127.0.0.1:8899/path?k=1").unwrap(), "ws://127.0.0.1:8899/path?k=1");
+        assert!(ws_url_for("ftp://x").is_err());
+    }
+}
