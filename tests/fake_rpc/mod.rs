@@ -6,6 +6,16 @@
 //! WebSocket upgrades, optionally over TLS, as public Solana endpoints do.
 //!
 //! Module map, from the bytes up:
+//! - [`layout`]: the Borsh layouts of the events and the `Pool` account, taken
+//!   from pump-fun/pump-public-docs `idl/*.json`; field offsets and rewrites.
+//!   No I/O.
+//! - [`events`]: the real recorded events of `tests/fixtures/solana/`, and
+//!   trades derived from them by rewriting fields at their real offsets.
+//! - [`fixtures`]: the real recorded RPC messages (notifications, transactions,
+//!   pool accounts) as ledger entries.
+//! - [`tx`]: [`Tx`] builders that put real event bytes inside realistic log
+//!   stacks (compute budget, routers, token programs, failures, truncation,
+//!   emit_cpi inner instructions).
 //! - [`ledger`]: what the node knows: transactions in slot order, accounts.
 //!   Answers `getSignaturesForAddress` / `getTransaction` / account queries.
 //! - [`rpc`]: the JSON-RPC envelope (parse, results, the errors real nodes
@@ -19,24 +29,54 @@
 //! - [`client`]: small blocking clients a test uses to talk to the node
 //!   (HTTP JSON-RPC and WebSocket, plain or TLS with a given CA).
 //!
-//! Use from an integration test with `mod fake_rpc;`.
+//! Use from an integration test with `mod fake_rpc;`. An end-to-end test
+//! reads like this:
+//!
+//! ```text
+//! use fake_rpc::{FakeNode, NodeOptions, Mode, TxBuilder, CurveWalk, PUMP_FUN, PUMP_SWAP};
+//! use fake_rpc::fixtures::RealPool;
+//!
+//! let node = FakeNode::start(NodeOptions { tls: true, ..NodeOptions::default() });
+//! // klinecast ingest --source solana --rpc-url {node.http_url()} --rpc-ws-url {node.ws_url()}
+//! //                  --rpc-ca-file {node.ca_pem_path()}
+//! let pool = RealPool::current();                       // a real Pool account
+//! node.set_account_full(pool.pubkey.as_deref().unwrap(), pool.account());
+//! assert!(node.wait_for_subscriptions(PUMP_FUN, 1, WAIT) && node.wait_for_subscriptions(PUMP_SWAP, 1, WAIT));
+//! let mut walk = CurveWalk::current(fake_rpc::pubkey_from_seed(1), 1_790_000_000, 7);
+//! let mut slot = 450_000_000;
+//! for _ in 0..100 { slot += 1; node.publish(TxBuilder::new(slot).trade(walk.step()).build()); }
+//! node.drop_connections();                              // abrupt close; trades keep coming
+//! for _ in 0..50 { slot += 1; node.publish(TxBuilder::new(slot).trade(walk.step()).build()); }
+//! // the client reconnects and backfills: node.requests_for("getSignaturesForAddress") ...
+//! node.make_current_stale();                            // or node.set_mode(Mode::Stale)
+//! node.fail_next_http(3, 429, Some(1));                 // the backfill is rate limited
+//! // assert on node.requests(): spacing of the retries, no request flood
+//! ```
 
 #![allow(dead_code, missing_docs)] // a test-support module: each test uses a part of it
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step is a failed test
 
 pub mod client;
+pub mod events;
+pub mod fixtures;
 pub mod http;
+pub mod layout;
 pub mod ledger;
 pub mod methods;
 pub mod node;
 pub mod rpc;
 pub mod tls;
+pub mod tx;
 pub mod ws;
 
+#[allow(unused_imports)] // the names a test is most likely to want, whichever it uses
+pub use events::{CurveWalk, RealEvent, SwapSpec, TradeSpec};
 #[allow(unused_imports)]
 pub use ledger::{Account, Tx, TxVersion};
 #[allow(unused_imports)]
 pub use node::{FakeNode, HttpFailure, Mode, NodeOptions, RateLimit, Request, Transport};
+#[allow(unused_imports)]
+pub use tx::{EmitForm, TxBuilder};
 
 /// The pump.fun bonding-curve program.
 pub const PUMP_FUN: &str = "6EF8rrecthR5Dkzon8Nwu78hRvfCKubJ14M5uBEwF6P";
