@@ -44,6 +44,9 @@ pub struct LiveMetrics {
     pub lost_transactions: AtomicU64,
     /// Messages that were not JSON-RPC notifications or replies.
     pub malformed: AtomicU64,
+    /// `Program data:` payloads (or inner-instruction data) of the two
+    /// programs that were not valid base64 / base58.
+    pub bad_data: AtomicU64,
     /// Notifications for subscriptions this source did not make.
     pub unknown_subscription: AtomicU64,
     /// Live transactions held while a backfill runs.
@@ -128,7 +131,13 @@ impl RenderMetrics for LiveMetrics {
 
     fn render(&self, out: &mut String) {
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        let plain: [(&str, &str, &str, &AtomicU64); 16] = [
+        let plain: [(&str, &str, &str, &AtomicU64); 17] = [
+            (
+                "klinecast_solana_bad_event_data_total",
+                "Event payloads that were not valid base64/base58",
+                "counter",
+                &self.bad_data,
+            ),
             ("klinecast_solana_connected", "1 while subscribed to both programs", "gauge", &self.connected),
             (
                 "klinecast_solana_reconnects_total",

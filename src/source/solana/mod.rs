@@ -121,6 +121,21 @@ pub fn ws_url_for(rpc_url: &str) -> Result<String, String> {
     }
 }
 
+/// A live transaction waiting its turn.
+#[derive(Debug)]
+struct Held {
+    /// The subscription that delivered it.
+    program: Program,
+    tx: TxEvents,
+    /// Its log was cut: it waits for the whole transaction (until
+    /// [`RECOVER_WAIT`], then goes out as it is).
+    recovering: Option<Instant>,
+}
+
+/// Longest a cut transaction holds back the ones behind it while its
+/// `getTransaction` is out.
+pub const RECOVER_WAIT: Duration = Duration::from_secs(10);
+
 /// One record ready to hand out.
 #[derive(Debug)]
 struct Ready {
@@ -150,9 +165,11 @@ pub struct SolanaSource {
     next_gap_id: u64,
     /// The stream lost more while this gap was filled: another follows it.
     chain: bool,
-    /// Live transactions held while a gap is filled.
-    held: VecDeque<(Program, TxEvents)>,
-    /// Last signature the stream delivered, per program ([`Program::ALL`]).
+    /// Live transactions not handed out yet, in arrival order: while a gap
+    /// is filled, and behind a cut log waiting for its `getTransaction`.
+    held: VecDeque<Held>,
+    /// Last signature handed out of each subscription's stream, per
+    /// program ([`Program::ALL`]): where a gap's listing starts.
     last_signature: [Option<String>; 2],
     /// Newest slot the stream delivered.
     newest_slot: u64,
@@ -295,6 +312,7 @@ impl SolanaSource {
             self.on_done(done);
         }
         self.advance_gap();
+        self.release_held();
         if !self.lookups.is_empty() {
             let lookups = std::mem::take(&mut self.lookups);
             for chunk in lookups.chunks(rpc::MAX_KEYS_PER_CALL) {
@@ -326,8 +344,13 @@ impl SolanaSource {
                     Some(gap) if gap.phase() != Phase::Waiting => self.chain = true,
                     Some(_) => {}
                     None if was_connected || self.newest_slot > 0 => {
+                        // The gap starts after the last transaction handed
+                        // out: held ones (behind a cut log) are listed again
+                        // with it, in their order.
                         let until = self.last_signature.clone();
-                        self.open_gap(self.newest_slot, self.newest_time_s, until);
+                        let start = self.held.front().map_or(self.handed_slot, |h| h.tx.slot.min(self.handed_slot));
+                        self.held.clear();
+                        self.open_gap(start, self.newest_time_s, until);
                     }
                     None => {}
                 }
@@ -340,9 +363,7 @@ impl SolanaSource {
     fn on_live(&mut self, program: Program, tx: TxEvents) {
         let m = &self.metrics;
         m.foreign_lines.fetch_add(u64::from(tx.foreign), Ordering::Relaxed);
-        if let Some(signature) = &tx.signature {
-            self.last_signature[program_index(program)] = Some(bs58::encode(signature).into_string());
-        }
+        m.bad_data.fetch_add(u64::from(tx.bad_data), Ordering::Relaxed);
         self.newest_slot = self.newest_slot.max(tx.slot);
         if tx.failed {
             m.failed_tx.fetch_add(1, Ordering::Relaxed);
@@ -351,26 +372,49 @@ impl SolanaSource {
         if let Some(ts) = tx.events.first().and_then(|(_, b)| trade_timestamp(b)) {
             m.lag(unix_now_s_f64() - ts as f64);
         }
+        let mut recovering = None;
         if tx.truncated {
             m.truncated_logs.fetch_add(1, Ordering::Relaxed);
             // The rest of its events: from getTransaction's inner
-            // instructions.
+            // instructions; it waits for them in its place.
             if let Some(signature) = &tx.signature {
                 let signature = bs58::encode(signature).into_string();
                 self.backlog.push_back(Job::Transaction { signature, purpose: Purpose::Recover });
+                recovering = Some(Instant::now());
             }
         }
-        if self.gap.is_some() {
-            if self.held.len() >= self.config.max_buffered {
-                // Let the held ones go: the next gap lists them again.
-                self.held.clear();
-                self.chain = true;
-            }
-            self.held.push_back((program, tx));
-            m.buffered.store(self.held.len() as u64, Ordering::Relaxed);
-            return;
+        if self.held.len() >= self.config.max_buffered && self.gap.is_some() {
+            // Let the held ones go: the next gap lists them again.
+            self.held.clear();
+            self.chain = true;
         }
-        self.hand_out(tx);
+        self.held.push_back(Held { program, tx, recovering });
+        self.release_held();
+    }
+
+    /// Hands out held transactions from the front while no gap is being
+    /// filled and the front is not waiting for its recovery.
+    fn release_held(&mut self) {
+        while self.gap.is_none() {
+            let Some(front) = self.held.front() else { break };
+            let full = self.held.len() > self.config.max_buffered;
+            if !full && front.recovering.is_some_and(|since| since.elapsed() < RECOVER_WAIT) {
+                break;
+            }
+            if let Some(held) = self.held.pop_front() {
+                if held.recovering.is_some() {
+                    tracing::warn!(
+                        slot = held.tx.slot,
+                        "a cut log's transaction could not be fetched in time; its logged events go out"
+                    );
+                }
+                if let Some(signature) = &held.tx.signature {
+                    self.last_signature[program_index(held.program)] = Some(bs58::encode(signature).into_string());
+                }
+                self.hand_out(held.tx);
+            }
+        }
+        self.metrics.buffered.store(self.held.len() as u64, Ordering::Relaxed);
     }
 
     /// Queues a transaction's events that were not handed out before.
@@ -414,15 +458,25 @@ impl SolanaSource {
                     gap.on_tx(index, tx);
                 }
             }
-            Done::Transaction { purpose: Purpose::Recover, tx, signature } => match tx {
-                Ok(Some(tx)) if !tx.failed => {
-                    self.metrics.truncated_recovered.fetch_add(1, Ordering::Relaxed);
-                    self.hand_out(tx);
+            Done::Transaction { purpose: Purpose::Recover, tx, signature } => {
+                let key = tx_signature(&signature);
+                let held = self.held.iter_mut().find(|h| h.recovering.is_some() && h.tx.signature == key);
+                match (tx, held) {
+                    (Ok(Some(tx)), Some(held)) if !tx.failed => {
+                        self.metrics.truncated_recovered.fetch_add(1, Ordering::Relaxed);
+                        // The same transaction, whole: its events keep their
+                        // indices, so what went out already is dropped.
+                        *held = Held { program: held.program, tx, recovering: None };
+                    }
+                    (other, held) => {
+                        tracing::warn!(%signature, ok = other.is_ok(), "a cut log's transaction could not be fetched; its logged events go out");
+                        if let Some(held) = held {
+                            held.recovering = None;
+                        }
+                    }
                 }
-                other => {
-                    tracing::warn!(%signature, result = ?other.as_ref().map(|t| t.is_some()).map_err(|e| e.to_string()), "a truncated transaction's remaining events could not be fetched");
-                }
-            },
+                self.release_held();
+            }
             Done::Facts(facts) => self.facts.extend(facts),
         }
     }
@@ -478,8 +532,6 @@ impl SolanaSource {
         tracing::info!(transactions = listed, lost, uptime_s = elapsed.as_secs(), "gap filled");
         self.gap = None;
         self.metrics.backfilling.store(0, Ordering::Relaxed);
-        let held = std::mem::take(&mut self.held);
-        self.metrics.buffered.store(0, Ordering::Relaxed);
         if std::mem::take(&mut self.chain) {
             // The stream lost more (or let held ones go) while this gap was
             // filled: the next gap lists everything after what this one
@@ -487,12 +539,11 @@ impl SolanaSource {
             // and come back in order.
             let [a, b] = newest;
             let until = [a.or_else(|| self.last_signature[0].clone()), b.or_else(|| self.last_signature[1].clone())];
+            self.held.clear();
             self.open_gap(self.handed_slot.max(start_slot), self.newest_time_s, until);
             return;
         }
-        for (_, tx) in held {
-            self.hand_out(tx);
-        }
+        self.release_held();
     }
 
     /// Moves jobs from the backlog into the workers' queue while it has room.

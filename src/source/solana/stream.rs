@@ -304,7 +304,7 @@ pub fn redact(url: &str) -> String {
     let Some((scheme, rest)) = url.split_once("://") else { return "<url>".into() };
     let authority = rest.split(['/', '?']).next().unwrap_or_default();
     let authority = authority.rsplit('@').next().unwrap_or_default();
-    let hidden = rest.len() > authority.len();
+    let hidden = rest.len() > authority.len() && &rest[authority.len()..] != "/";
     format!("{scheme}://{authority}{}", if hidden { "/…" } else { "" })
 }
 
