@@ -71,6 +71,14 @@ fn run_gateway(args: GatewayArgs, shutdown: Shutdown) -> anyhow::Result<()> {
 
 fn run_ingest(args: IngestArgs, shutdown: Shutdown) -> anyhow::Result<IngestReport> {
     let source_config = args.source_config().map_err(anyhow::Error::msg)?;
+    let metrics = Arc::new(IngestMetrics::default());
+    // Up first, so an operator sees /healthz while ingest starts (and why
+    // it cannot, if the node is down).
+    if let Some(addr) = args.metrics_listen {
+        let bound = klinecast::ingest::http::serve(addr, metrics.clone())
+            .with_context(|| format!("cannot listen on {addr} for --metrics-listen"))?;
+        tracing::info!(%bound, "ingest metrics on /metrics and /healthz");
+    }
     runtime::raise_limits();
     // Created here, on the unpinned main thread: librdkafka's threads inherit
     // the creating thread's CPU affinity and must not share the ingest core.
@@ -83,7 +91,6 @@ fn run_ingest(args: IngestArgs, shutdown: Shutdown) -> anyhow::Result<IngestRepo
         }
         SourceConfig::Replay(_) => Vec::new(),
     };
-    let metrics = Arc::new(IngestMetrics::default());
     let source = match source_config {
         SourceConfig::Mock(config) => Source::Mock(Box::new(MockSource::new(config))),
         SourceConfig::Replay(config) => Source::Replay(
@@ -104,11 +111,6 @@ fn run_ingest(args: IngestArgs, shutdown: Shutdown) -> anyhow::Result<IngestRepo
             Source::Solana(Box::new(source))
         }
     };
-    if let Some(addr) = args.metrics_listen {
-        let bound = klinecast::ingest::http::serve(addr, metrics.clone())
-            .with_context(|| format!("cannot listen on {addr} for --metrics-listen"))?;
-        tracing::info!(%bound, "ingest metrics on /metrics and /healthz");
-    }
     let core = runtime::cores(&args.cores)[0];
     let config = args.ingest_config().map_err(anyhow::Error::msg)?;
     tracing::info!(windows = %config.windows, core, brokers = %args.kafka.brokers, topic = %args.kafka.topic, "ingest starting");

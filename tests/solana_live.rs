@@ -29,7 +29,7 @@ const CLOSE_DELAY_S: u64 = 2;
 /// HTTP requests in flight that ingest is given.
 const CONCURRENCY: usize = 4;
 /// How long a step may take before the test gives up.
-const WAIT: Duration = Duration::from_secs(30);
+const WAIT: Duration = Duration::from_secs(60);
 
 fn now_s() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs() as i64)
