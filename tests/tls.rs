@@ -16,10 +16,14 @@
 //! 2. `klinecast tail` over SASL_SSL with SCRAM-SHA-512, configured through
 //!    `KLINECAST_KAFKA_CONFIG` as the operations guide shows, prints exactly
 //!    the closing 1 s bars a plaintext reader finds in the topic.
-//! 3. Misconfigurations end each role with exit code 1 and librdkafka's
-//!    reason within seconds instead of hanging: a CA that did not sign the
-//!    broker's certificate, plaintext against the TLS listener, TLS against
-//!    the plaintext listener, a wrong SCRAM password.
+//! 3. Misconfigurations end each role with exit code 1 within seconds
+//!    instead of hanging, with the error class "not reachable: security
+//!    settings" and its hint: a CA that did not sign the broker's
+//!    certificate, plaintext against the TLS listener, TLS against the
+//!    plaintext listener, a wrong SCRAM password. The test asserts on these
+//!    stable facts, not on librdkafka's reason: its wording for the same
+//!    failure varies between runs ("SSL handshake failed" one time, "SSL
+//!    connection closed by peer" the next).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step is a failed test
 
@@ -31,6 +35,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use klinecast::codec::bar;
+use klinecast::sink::Unreachable;
 use support::{Broker, BrokerSetup, Child};
 
 /// The SCRAM user the broker is formatted with.
@@ -240,16 +245,16 @@ fn tail_over_sasl_ssl(pki: &Pki, sasl_ssl: &str, plain: &str, topic: &str) -> Ve
     tailed
 }
 
-/// A misconfigured process and what its error must say.
+/// A misconfigured process.
 struct Misconfigured<'a> {
     what: &'static str,
     args: Vec<&'a str>,
     /// The bootstrap address the error names.
     brokers: &'a str,
-    needles: &'static [&'static str],
 }
 
-/// Step 3: each role, misconfigured, exits 1 with the reason.
+/// Step 3: each role, misconfigured, exits 1 naming the brokers and the
+/// security class of failure with its hint.
 fn misconfigurations_fail_clearly(pki: &Pki, plain: &str, ssl: &str, sasl_ssl: &str, topic: &str) {
     let wrong_ca = format!("ssl.ca.location={}", pki.other_ca().display());
     let right_ca = format!("ssl.ca.location={}", pki.ca().display());
@@ -264,25 +269,21 @@ fn misconfigurations_fail_clearly(pki: &Pki, plain: &str, ssl: &str, sasl_ssl: &
             what: "ingest, TLS with a CA that did not sign the broker's certificate",
             args: vec!["ingest", "--kafka-config", "security.protocol=ssl", "--kafka-config", &wrong_ca],
             brokers: ssl,
-            needles: &["certificate verify failed", "ssl.ca.location (the CA that signed"],
         },
         Misconfigured {
             what: "gateway, plaintext against the TLS listener",
             args: vec!["gateway", "--listen", &listen],
             brokers: ssl,
-            needles: &["Disconnected", "state APIVERSION_QUERY", "a TLS listener drops a plaintext client"],
         },
         Misconfigured {
             what: "tail, TLS against the plaintext listener",
             args: vec!["tail", "--kafka-config", "security.protocol=ssl", "--kafka-config", &right_ca],
             brokers: plain,
-            needles: &["SSL handshake failed", "security.protocol"],
         },
         Misconfigured {
             what: "ingest, SASL_SSL with a wrong password",
             args: vec!["ingest", "--kafka-config", &wrong_password],
             brokers: sasl_ssl,
-            needles: &["Authentication failed", "SCRAM-SHA-512", "sasl.password"],
         },
     ];
     // All at once: each waits out the same time-out.
@@ -309,9 +310,15 @@ fn misconfigurations_fail_clearly(pki: &Pki, plain: &str, ssl: &str, sasl_ssl: &
         let error = log.lines().skip_while(|l| !l.starts_with("error: ")).collect::<Vec<_>>().join("\n");
         let expected = format!("error: Kafka is not reachable at {}: ", case.brokers);
         assert!(error.starts_with(&expected), "{}: {log}", case.what);
-        for needle in case.needles {
-            assert!(error.contains(needle), "{}: no {needle:?} in {error}", case.what);
-        }
+        // librdkafka's reason sits between the two: present, in its own words.
+        let reason = error[expected.len()..].lines().next().unwrap_or_default();
+        assert!(!reason.trim().is_empty(), "{}: no reason in {error}", case.what);
+        assert!(
+            error.contains(Unreachable::Security.hint()),
+            "{}: not classed as a security failure: {error}",
+            case.what
+        );
+        assert!(!error.contains(Unreachable::NoBroker.hint()), "{}: {error}", case.what);
         eprintln!("{}: exit 1 after {:.1} s:\n{error}", case.what, started.elapsed().as_secs_f64());
     }
 }
