@@ -38,8 +38,8 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hdrhistogram::Histogram;
 use klinecast::codec::bar::{self, BAR_LEN};
-use klinecast::sink::KafkaConfig;
-use klinecast::sink::topic::partition_for;
+use klinecast::kafka::KafkaConfig;
+use klinecast::kafka::topic::partition_for;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message as _;
 use rdkafka::{Offset, TopicPartitionList};
@@ -982,7 +982,7 @@ fn findings(cases: &[CaseRun], j: &Judgement) -> String {
             format!(
                 "- {}: the gateway's consumer ran up to ~1 s behind while the tap kept up (p50 {} ms, max {} ms; tap \
                  p99 {} ms). That 1 s ceiling matches librdkafka's `fetch.queue.backoff.ms` (1000 by default, 5 in \
-                 `src/sink/settings.rs`): a consumer whose local queue reaches `queued.min.messages` postpones its \
+                 `src/kafka/settings.rs`): a consumer whose local queue reaches `queued.min.messages` postpones its \
                  next fetch by that long; the next fetch then brings that much time's bars, which can start the \
                  cycle again. The `shared-10-queue1000` case runs with the old 1000-message bound and 1 s backoff.\n",
                 c.name,
@@ -1063,7 +1063,7 @@ fn decomposition(tool: &[ToolRun], cases: &[CaseRun], probe: Option<&ClientProbe
 const MEASURES_NOTE: &str = "What the two measure: Kafka's tool times one record at a time from `send()` to its \
 consumer's `poll()` returning it (producer linger.ms=0, consumer fetch.max.wait.ms=0, acks=all, one partition, \
 nothing else in flight). klinecast's number is the bar's `produced_ns`, stamped just before the producer enqueue, to \
-the WebSocket client's receive: librdkafka's batching (linger.ms=1 in `src/sink/settings.rs`), the broker, the \
+the WebSocket client's receive: librdkafka's batching (linger.ms=1 in `src/kafka/settings.rs`), the broker, the \
 gateway consumer's fetch (answered as soon as a byte is there), the gateway shard's poller (woken by librdkafka when the consumer's \
 queue becomes non-empty, `src/gateway/arrivals.rs`), the WebSocket write and the client's read, with R updates a second \
 in flight. The tap column is the same bars read by a consumer with klinecast's reader settings in the benchmark \

@@ -35,7 +35,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use klinecast::codec::bar;
-use klinecast::sink::Unreachable;
+use klinecast::kafka::Unreachable;
 use support::{Broker, BrokerSetup, Child};
 
 /// The SCRAM user the broker is formatted with.
@@ -43,7 +43,7 @@ const SCRAM_USER: &str = "klinecast";
 const SCRAM_PASSWORD: &str = "s3cret";
 
 /// Longest a misconfigured process may take to give up. It fails after
-/// klinecast's metadata time-out (5 s, `sink::topic::METADATA_TIMEOUT`);
+/// klinecast's metadata time-out (5 s, `kafka::topic::METADATA_TIMEOUT`);
 /// the rest is process start-up on a loaded machine. A process that hangs
 /// never ends, so any bound this size tells the two apart.
 const GIVE_UP_BOUND: Duration = Duration::from_secs(30);

@@ -20,7 +20,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use klinecast::sink::KafkaConfig;
+use klinecast::kafka::KafkaConfig;
 use rdkafka::admin::{AdminClient, AdminOptions};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::util::Timeout;
@@ -417,7 +417,7 @@ pub fn wait_listening(pids: &[u32], port: u16, limit: Duration) -> Res<()> {
 /// the broker's leader election for a topic it just created.
 pub fn create_topic(brokers: &str, topic: &str, partitions: i32) -> Res<()> {
     let config = KafkaConfig { brokers: brokers.to_owned(), topic: topic.to_owned(), overrides: vec![] };
-    klinecast::sink::topic::ensure_topic(&config, partitions)?;
+    klinecast::kafka::topic::ensure_topic(&config, partitions)?;
     std::thread::sleep(Duration::from_secs(1));
     Ok(())
 }

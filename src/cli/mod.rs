@@ -13,8 +13,8 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use crate::aggregate::{DEFAULT_MAX_MINTS, Windows};
 use crate::gateway::{Fanout, GatewayConfig};
 use crate::ingest::{IngestConfig, MintShard};
-use crate::sink::KafkaConfig;
-use crate::sink::settings::parse_override;
+use crate::kafka::KafkaConfig;
+use crate::kafka::settings::parse_override;
 use crate::source::{MockConfig, ReplayConfig};
 
 /// klinecast: real-time K-lines (OHLCV) for pump.fun tokens, through Apache Kafka.

@@ -20,8 +20,8 @@ use super::arrivals::Arrivals;
 use super::kafka_workers::KafkaWorkers;
 use crate::codec::bar::{ArchivedBar, Bar};
 use crate::codec::trade::Pubkey;
-use crate::sink::topic::{METADATA_TIMEOUT, widest_window};
-use crate::sink::{KafkaConfig, Reader};
+use crate::kafka::topic::widest_window;
+use crate::kafka::{KafkaConfig, Reader, reader};
 
 /// Closing bars kept per (mint, window); older ones are dropped. Also the
 /// largest `limit` of `/api/klines`.
@@ -71,9 +71,7 @@ impl Feed {
         workers: &KafkaWorkers,
         arrivals: &Arrivals,
     ) -> Result<Self, String> {
-        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let group = format!("klinecast-feed-{}-{n}", std::process::id());
+        let group = reader::unique_group("feed");
         let (config, topic) = (kafka.clone(), kafka.topic.clone());
         let starts = partition_lookbacks(windows, partitions, lookback);
         let arrivals = arrivals.clone();
@@ -210,24 +208,16 @@ fn assign_from(
     let mut consumer: Reader = config.create_reader(group)?;
     arrivals.watch(&mut consumer);
     let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
-    let mut times = TopicPartitionList::new();
-    let mut live_from = HashMap::new();
-    for &(partition, seconds) in lookbacks {
-        times.add_partition_offset(topic, partition, Offset::Offset(now_ms - seconds * 1000))?;
-        let (_, high) = consumer.fetch_watermarks(topic, partition, METADATA_TIMEOUT)?;
-        live_from.insert(partition, high);
-    }
-    let mut starts = consumer.offsets_for_times(times, METADATA_TIMEOUT)?;
-    let mut backfilling = Vec::new();
-    for element in starts.clone().elements() {
-        let end = live_from.get(&element.partition()).copied().unwrap_or_default();
-        match element.offset() {
-            Offset::Offset(start) if start < end => backfilling.push(element.partition()),
-            Offset::Offset(_) => {}
-            _ => starts.set_partition_offset(topic, element.partition(), Offset::Offset(end))?,
-        }
+    let since: Vec<(i32, Option<i64>)> =
+        lookbacks.iter().map(|&(p, seconds)| (p, Some(now_ms - seconds * 1000))).collect();
+    let spans = reader::spans(&consumer, topic, &since)?;
+    let mut starts = TopicPartitionList::new();
+    for span in &spans {
+        starts.add_partition_offset(topic, span.partition, Offset::Offset(span.start))?;
     }
     consumer.assign(&starts)?;
+    let live_from = spans.iter().map(|s| (s.partition, s.end)).collect();
+    let backfilling = spans.iter().filter(|s| !s.is_empty()).map(|s| s.partition).collect();
     Ok((consumer, live_from, backfilling))
 }
 

@@ -34,8 +34,8 @@ pub use config::{Fanout, GatewayConfig};
 use kafka_workers::KafkaWorkers;
 use metrics::Metrics;
 
+use crate::kafka::ConnectError;
 use crate::runtime::{self, Executor, RuntimeError, Shutdown};
-use crate::sink::SinkError;
 
 /// Threads for blocking Kafka work (consumer creation, offset look-ups).
 /// Each job mostly waits for broker round trips, so several run at once:
@@ -48,7 +48,7 @@ const KAFKA_WORKER_THREADS: usize = 8;
 pub enum GatewayError {
     /// Kafka unreachable or the topic unusable.
     #[error(transparent)]
-    Kafka(#[from] SinkError),
+    Kafka(#[from] ConnectError),
     /// An executor did not start.
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
@@ -68,7 +68,7 @@ impl Gateway {
     /// Checks Kafka, creates the topic if needed and starts one shard per
     /// core. Call from the unpinned main thread.
     pub fn start(config: GatewayConfig, shutdown: Shutdown) -> Result<Self, GatewayError> {
-        let partitions = crate::sink::topic::ensure_topic(&config.kafka, config.windows.len() as i32)?;
+        let partitions = crate::kafka::topic::ensure_topic(&config.kafka, config.windows.len() as i32)?;
         let workers = KafkaWorkers::start(KAFKA_WORKER_THREADS).map_err(GatewayError::Workers)?;
         let metrics = Arc::new(Metrics::default());
         let mut shards = Vec::new();

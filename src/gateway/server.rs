@@ -363,9 +363,9 @@ async fn health(shard: &Rc<Shard>) -> Vec<u8> {
     let kafka = shard.config.kafka.clone();
     let reachable = shard
         .workers
-        .run(move || crate::sink::topic::probe(&kafka))
+        .run(move || crate::kafka::topic::probe(&kafka).map_err(|e| e.to_string()))
         .await
-        .unwrap_or_else(|_| Err("workers stopped".into()));
+        .unwrap_or_else(|e| Err(e.to_string()));
     match reachable {
         Ok(partitions) => {
             let body = format!("{{\"status\":\"ok\",\"kafka\":\"reachable\",\"partitions\":{partitions}}}");

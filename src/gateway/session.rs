@@ -20,7 +20,7 @@ use std::ops::ControlFlow;
 use std::pin::pin;
 use std::rc::Rc;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use bytes::Bytes;
@@ -47,8 +47,9 @@ use super::server::Shard;
 use crate::codec::bar::{self, ArchivedBar};
 use crate::codec::json::BarJson;
 use crate::codec::trade::Pubkey;
-use crate::sink::Reader;
-use crate::sink::topic::{METADATA_TIMEOUT, partition_for};
+use crate::kafka::Reader;
+use crate::kafka::reader;
+use crate::kafka::topic::partition_for;
 
 /// Frames queued for one client; beyond it the poller stops reading the
 /// client's consumer (Kafka holds the rest).
@@ -607,16 +608,8 @@ fn start_offsets(
     partition: i32,
     since_ms: Option<i64>,
 ) -> Result<(i64, i64), KafkaError> {
-    let (low, high) = consumer.fetch_watermarks(topic, partition, METADATA_TIMEOUT)?;
-    let Some(since_ms) = since_ms else { return Ok((high, high)) };
-    let mut list = TopicPartitionList::new();
-    list.add_partition_offset(topic, partition, Offset::Offset(since_ms))?;
-    let found = consumer.offsets_for_times(list, METADATA_TIMEOUT)?;
-    let start = match found.find_partition(topic, partition).map(|e| e.offset()) {
-        Some(Offset::Offset(o)) => o.max(low),
-        _ => high,
-    };
-    Ok((start, high))
+    let span = reader::spans(consumer, topic, &[(partition, since_ms)])?.pop();
+    Ok(span.map_or((0, 0), |s| (s.start, s.end)))
 }
 
 async fn ensure_consumer(shard: &Rc<Shard>, session: &Rc<Session>) -> Result<Arc<Reader>, String> {
@@ -624,9 +617,7 @@ async fn ensure_consumer(shard: &Rc<Shard>, session: &Rc<Session>) -> Result<Arc
         return Ok(consumer);
     }
     let config = shard.config.kafka.clone();
-    // A group id unique to this consumer: librdkafka wants one for assign(),
-    // and sharing one would make clients steal each other's messages.
-    let group = format!("klinecast-gw-{}-{}", std::process::id(), NEXT_CONSUMER.fetch_add(1, Ordering::Relaxed));
+    let group = reader::unique_group("gw");
     let arrivals = shard.arrivals.clone();
     let created = shard
         .workers
@@ -643,9 +634,6 @@ async fn ensure_consumer(shard: &Rc<Shard>, session: &Rc<Session>) -> Result<Arc
     session.feed_mut().consumer = Some(consumer.clone());
     Ok(consumer)
 }
-
-/// Numbers consumers process-wide, for their group ids.
-static NEXT_CONSUMER: AtomicU64 = AtomicU64::new(0);
 
 fn unsubscribe(shard: &Rc<Shard>, session: &Rc<Session>, window_s: Option<u32>) {
     let mut guard = session.feed.borrow_mut();
