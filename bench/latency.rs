@@ -30,6 +30,8 @@
 
 mod common;
 mod procs;
+#[path = "../tests/support/mod.rs"]
+mod support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -46,7 +48,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
 use serde_json::json;
 
-use procs::{Res, Spawned};
+use procs::Res;
 
 /// Mock trades per second (one mint): the 1 s series is updated this often.
 const RATE: u32 = 1000;
@@ -323,10 +325,10 @@ fn run_tool(brokers: &str, records: u64, stamp: u64, round: usize) -> Res<ToolRu
     let started = std::time::Instant::now();
     // A generous limit: 20 ms per record would already be pathological.
     let planned = Duration::from_millis(20 * records) + Duration::from_secs(30);
-    let mut tool = Spawned::start("kafka e2e-latency", &script, &args, &[], planned, &log)?;
+    let mut tool = procs::spawn("kafka e2e-latency", &script, &args, &[], planned, &log)?;
     let ok = tool.wait_exit(planned);
     let seconds = started.elapsed().as_secs_f64();
-    procs::delete_topics(brokers, std::slice::from_ref(&topic));
+    support::delete_topics(brokers, std::slice::from_ref(&topic));
     let output = std::fs::read_to_string(&log)?;
     if !ok {
         return Err(format!("e2e-latency failed:\n{}", tool.log_tail()).into());
@@ -436,8 +438,9 @@ fn run_case(brokers: &str, c: &Case, stamp: u64) -> Res<CaseRun> {
     static ATTEMPT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let attempt = ATTEMPT.fetch_add(1, Ordering::Relaxed);
     let topic = format!("klinecast-bench-latency-{}-{stamp}-{attempt}", c.name);
-    let result = procs::create_topic(brokers, &topic, 4).and_then(|()| run_case_on(brokers, c, &topic));
-    procs::delete_topics(brokers, std::slice::from_ref(&topic));
+    let result =
+        support::create_topic(brokers, &topic, 4).map_err(Into::into).and_then(|()| run_case_on(brokers, c, &topic));
+    support::delete_topics(brokers, std::slice::from_ref(&topic));
     result
 }
 
@@ -473,13 +476,13 @@ fn server_args(c: &Case, topic: &str, port: u16, brokers: &str) -> Vec<String> {
 }
 
 fn run_case_on(brokers: &str, c: &Case, topic: &str) -> Res<CaseRun> {
-    let port = procs::free_port()?;
+    let port = support::free_port();
     let args = server_args(c, topic, port, brokers);
     let logs = procs::log_dir()?;
     let load_before = common::loadavg();
     let planned = WARM_UP + RAMP + run_time() + Duration::from_secs(30);
     let log_level = [("KLINECAST_LOG", "warn")];
-    let mut server = Spawned::start(
+    let mut server = procs::spawn(
         "klinecast serve",
         procs::KLINECAST,
         &args,
@@ -487,7 +490,8 @@ fn run_case_on(brokers: &str, c: &Case, topic: &str) -> Res<CaseRun> {
         planned,
         &logs.join(format!("latency-{}.log", c.name)),
     )?;
-    procs::wait_healthy(port, 1, Duration::from_secs(30)).map_err(|e| format!("{e}\n{}", server.log_tail()))?;
+    support::net::wait_healthy(port, 1, Duration::from_secs(30), || true)
+        .map_err(|e| format!("{e}\n{}", server.log_tail()))?;
     std::thread::sleep(WARM_UP);
     let expected = Duration::from_secs(1) / RATE;
     let overrides: Vec<(String, String)> = c
@@ -576,7 +580,7 @@ struct ClientProbe {
 fn run_probe(brokers: &str, stamp: u64) -> Res<ClientProbe> {
     let topic = format!("klinecast-bench-latency-probe-{stamp}");
     let result = run_probe_on(brokers, &topic);
-    procs::delete_topics(brokers, std::slice::from_ref(&topic));
+    support::delete_topics(brokers, std::slice::from_ref(&topic));
     result
 }
 

@@ -27,7 +27,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step is a failed test
 
-mod common;
 mod support;
 
 use std::path::{Path, PathBuf};
@@ -140,8 +139,8 @@ fn bars_flow_over_tls_and_sasl_ssl_and_misconfigurations_fail_clearly() {
     let ssl = format!("127.0.0.1:{}", broker.extra_ports[0]);
     let sasl_ssl = format!("127.0.0.1:{}", broker.extra_ports[1]);
     let broker_up_s = started.elapsed().as_secs_f64();
-    let topic = common::fresh_topic("it-tls");
-    support::create_topic(&plain, &topic, 4);
+    let topic = support::fresh_topic("it-tls");
+    support::create_topic(&plain, &topic, 4).expect("create the topic");
 
     let ws_closing = serve_over_tls(&pki, &ssl, &topic);
     let tailed = tail_over_sasl_ssl(&pki, &sasl_ssl, &plain, &topic);
@@ -161,7 +160,7 @@ fn bars_flow_over_tls_and_sasl_ssl_and_misconfigurations_fail_clearly() {
 /// Step 1: `serve` over the SSL listener; returns the closing bars its
 /// WebSocket client got.
 fn serve_over_tls(pki: &Pki, ssl: &str, topic: &str) -> Vec<Closing> {
-    let port = common::free_port();
+    let port = support::free_port();
     let (listen, ca) = (format!("127.0.0.1:{port}"), format!("ssl.ca.location={}", pki.ca().display()));
     #[rustfmt::skip]
     let args = [
@@ -170,12 +169,12 @@ fn serve_over_tls(pki: &Pki, ssl: &str, topic: &str) -> Vec<Closing> {
         "--fanout", "per-client", "--mock-mints", "2", "--mock-rate", "200",
     ];
     let mut serve = Child::spawn("serve", &args, support::log_path(topic, "serve"), false);
-    support::wait_healthy(&mut serve, port, Duration::from_secs(60));
+    support::await_healthy(&mut serve, port, Duration::from_secs(60));
     let health = support::http_get(port, "/healthz");
     assert!(health.contains(r#""partitions":4"#), "health over TLS: {health}");
 
     let mut ws = support::ws(port, "/ws");
-    assert_eq!(common::command(&mut ws, "sub-1s")["type"], "subscribed");
+    assert_eq!(support::command(&mut ws, "sub-1s")["type"], "subscribed");
     let recorder = support::Recorder::start(ws);
     // Two mints close a 1 s bar each per second: wait for a few of each.
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -193,7 +192,7 @@ fn serve_over_tls(pki: &Pki, ssl: &str, topic: &str) -> Vec<Closing> {
         support::bar_frames(&recording).iter().map(|(_, b)| bar::access(b).expect("valid bar").to_bar()).collect();
     assert!(bars.iter().all(|b| b.window_s == 1));
     // Per-client mode forwards every Kafka message: no update missing.
-    common::assert_no_gaps(&bars);
+    support::assert_no_gaps(&bars);
 
     let status = serve.terminate(Duration::from_secs(40)).expect("serve stops on SIGTERM");
     assert!(status.success(), "serve over TLS exited with {status}: {}", serve.log_text());
@@ -258,7 +257,7 @@ struct Misconfigured<'a> {
 fn misconfigurations_fail_clearly(pki: &Pki, plain: &str, ssl: &str, sasl_ssl: &str, topic: &str) {
     let wrong_ca = format!("ssl.ca.location={}", pki.other_ca().display());
     let right_ca = format!("ssl.ca.location={}", pki.ca().display());
-    let listen = format!("127.0.0.1:{}", common::free_port());
+    let listen = format!("127.0.0.1:{}", support::free_port());
     let wrong_password = format!(
         "security.protocol=SASL_SSL,sasl.mechanisms=SCRAM-SHA-512,sasl.username={SCRAM_USER},\
          sasl.password=not-{SCRAM_PASSWORD},{right_ca}"
