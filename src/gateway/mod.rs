@@ -1,8 +1,8 @@
 //! The gateway role: HTTP and WebSocket on sharded io_uring accept loops,
 //! fan-out of bars from Kafka to clients.
 //!
-//! - [`http`], [`protocol`]: sans-io request parsing and the command
-//!   language, no sockets.
+//! - [`http`], [`protocol`], [`websocket`]: sans-io request parsing, the
+//!   command language and WebSocket framing, no sockets.
 //! - [`server`]: one shard per core, its listener and connections.
 //! - [`session`]: one WebSocket client and the per-client Kafka feed.
 //! - [`feed`]: the shard's own reader: history rings, mints.
@@ -25,6 +25,7 @@ pub mod outbox;
 pub mod protocol;
 pub mod server;
 pub mod session;
+pub mod websocket;
 
 use std::sync::Arc;
 
