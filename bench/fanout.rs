@@ -382,6 +382,7 @@ fn per_client_on(brokers: &str, topic: &str, clients: usize, run: Duration) -> R
         subscribe: "sub-1s".into(),
         cores: "0".into(),
         expected_interval: None,
+        extra_args: Vec::new(),
     };
     let started = Instant::now();
     let (loadgen, summary) = plan.start(&format!("fanout-pc{clients}-loadgen"))?;
@@ -547,6 +548,7 @@ fn shared_point(
             subscribe: subscribe.into(),
             cores: (l % 2).to_string(),
             expected_interval: None,
+            extra_args: Vec::new(),
         };
         running.push(plan.start(&format!("fanout-shared{clients}-loadgen{l}"))?);
         loadgen_commands

@@ -511,6 +511,7 @@ fn run_case_on(brokers: &str, c: &Case, topic: &str) -> Res<CaseRun> {
         subscribe: "sub-1s".into(),
         cores: "0".into(),
         expected_interval: c.corrected.then_some(expected),
+        extra_args: Vec::new(),
     };
     let (mut loadgen, summary_path) = plan.start(&format!("latency-{}-loadgen", c.name))?;
     let cpu_before = procs::ProcSample::of(server.pid).map_or(0.0, |s| s.cpu_s);

@@ -233,6 +233,8 @@ pub struct LoadgenPlan {
     pub cores: String,
     /// `--expected-interval` (coordinated-omission correction), if any.
     pub expected_interval: Option<Duration>,
+    /// Further arguments (`--protocol`, `--format`).
+    pub extra_args: Vec<String>,
 }
 
 impl LoadgenPlan {
@@ -258,6 +260,7 @@ impl LoadgenPlan {
         if let Some(interval) = self.expected_interval {
             args.extend(["--expected-interval".into(), format!("{}us", interval.as_micros())]);
         }
+        args.extend(self.extra_args.iter().cloned());
         args.extend(["--summary".into(), summary.display().to_string()]);
         args
     }
@@ -292,6 +295,9 @@ pub struct Progress {
     pub secs: f64,
     /// Clients connected so far.
     pub connected: u64,
+    /// Subscriptions acknowledged so far (0 from a loadgen that did not
+    /// print them).
+    pub subscribed: u64,
     /// Clients that could not connect so far.
     pub failed: u64,
     /// Clients whose connection the server closed so far.
@@ -330,6 +336,7 @@ pub fn parse_progress(line: &str) -> Option<Progress> {
     Some(Progress {
         secs: secs.trim().parse().ok()?,
         connected: after("connected")?,
+        subscribed: after("subscribed").unwrap_or(0),
         failed: after("failed")?,
         closed: after("closed")?,
         bars: after("bars")?,
@@ -376,8 +383,9 @@ fn quote(arg: &str) -> String {
 
 /// Checks the parsers on canned input (the smoke run of `cargo test`).
 pub fn smoke() -> Res<()> {
-    let line = "[  12s] connected 10 failed 0 closed 2 | bars 1234 (100/s) gaps 0 missing 0 invalid 0";
-    let want = Progress { secs: 12.0, connected: 10, failed: 0, closed: 2, bars: 1234, gaps: 0, missing: 0 };
+    let line = "[  12s] connected 10 subscribed 9 failed 0 closed 2 | bars 1234 (100/s) gaps 0 missing 0 invalid 0";
+    let want =
+        Progress { secs: 12.0, connected: 10, subscribed: 9, failed: 0, closed: 2, bars: 1234, gaps: 0, missing: 0 };
     if parse_progress(line) != Some(want) {
         return Err(format!("progress line misread: {:?}", parse_progress(line)).into());
     }

@@ -1,9 +1,10 @@
-//! WebSocket framing (RFC 6455) for the server side, sans-io: server frames
-//! are encoded whole (header and payload in one buffer, never masked, never
-//! fragmented), so a bar update is framed once and the same bytes go to
-//! every client; client frames (always masked) are decoded and reassembled
-//! into messages within a size bound. No sockets, no state but a message
-//! being reassembled.
+//! WebSocket framing (RFC 6455), sans-io: server frames are encoded whole
+//! (header and payload in one buffer, never masked, never fragmented), so a
+//! bar update is framed once and the same bytes go to every client; client
+//! frames (always masked) are decoded and reassembled into messages within
+//! a size bound. The client's side of the same (masked frames out, unmasked
+//! in) serves the load generator in `bench/`. No sockets, no state but a
+//! message being reassembled.
 
 use bytes::{BufMut, Bytes, BytesMut};
 use thiserror::Error;
@@ -85,8 +86,8 @@ impl FrameError {
 pub enum Incoming {
     /// A text message.
     Text(String),
-    /// A binary message (its content is not kept: commands are text).
-    Binary,
+    /// A binary message.
+    Binary(Vec<u8>),
     /// A ping, with the payload the pong must carry.
     Ping(Vec<u8>),
     /// A pong.
@@ -128,6 +129,16 @@ pub fn frame(opcode: u8, payload: &[u8]) -> Bytes {
     out.freeze()
 }
 
+/// A client frame: final, masked with `mask`.
+pub fn client_frame(opcode: u8, payload: &[u8], mask: [u8; 4]) -> Vec<u8> {
+    let mut out = BytesMut::with_capacity(header_len(payload.len()) + 4 + payload.len());
+    header(opcode, payload.len(), &mut out);
+    out[1] |= 0x80;
+    out.put_slice(&mask);
+    out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+    out.to_vec()
+}
+
 /// A close frame with `code` and a reason of at most 123 bytes.
 pub fn close_frame(code: u16, reason: &str) -> Bytes {
     let mut end = reason.len().min(MAX_CONTROL_PAYLOAD - 2);
@@ -156,19 +167,27 @@ pub fn payload_of(frame: &[u8]) -> &[u8] {
     frame.get(at..).unwrap_or_default()
 }
 
-/// Reassembles the client's messages from the bytes read off its socket.
+/// Reassembles the peer's messages from the bytes read off its socket.
 #[derive(Debug)]
 pub struct Decoder {
     /// Largest message accepted (all its fragments together).
     max_message: usize,
+    /// The peer is a client, whose frames are masked (else a server, whose
+    /// frames are not).
+    from_client: bool,
     /// A fragmented message in progress: its opcode and payload so far.
     partial: Option<(u8, Vec<u8>)>,
 }
 
 impl Decoder {
-    /// A decoder of messages of at most `max_message` bytes.
+    /// A server's decoder of client messages of at most `max_message` bytes.
     pub fn new(max_message: usize) -> Self {
-        Self { max_message, partial: None }
+        Self { max_message, from_client: true, partial: None }
+    }
+
+    /// A client's decoder of server messages of at most `max_message` bytes.
+    pub fn of_server(max_message: usize) -> Self {
+        Self { max_message, from_client: false, partial: None }
     }
 
     /// Takes the next message out of `buf`, removing the bytes it used.
@@ -178,12 +197,14 @@ impl Decoder {
     pub fn next(&mut self, buf: &mut Vec<u8>) -> Result<Option<Incoming>, FrameError> {
         loop {
             let Some((frame_len, header_len, fin, op)) = self.peek_frame(buf)? else { return Ok(None) };
-            let mask: [u8; 4] = [buf[header_len - 4], buf[header_len - 3], buf[header_len - 2], buf[header_len - 1]];
             let mut payload: Vec<u8> = buf[header_len..frame_len].to_vec();
-            buf.drain(..frame_len);
-            for (i, byte) in payload.iter_mut().enumerate() {
-                *byte ^= mask[i % 4];
+            if self.from_client {
+                let mask = [buf[header_len - 4], buf[header_len - 3], buf[header_len - 2], buf[header_len - 1]];
+                for (i, byte) in payload.iter_mut().enumerate() {
+                    *byte ^= mask[i % 4];
+                }
             }
+            buf.drain(..frame_len);
             if let Some(message) = self.take(op, fin, payload)? {
                 return Ok(Some(message));
             }
@@ -199,8 +220,8 @@ impl Decoder {
         if b0 & 0x70 != 0 {
             return Err(FrameError::Protocol("reserved bits set"));
         }
-        if b1 & 0x80 == 0 {
-            return Err(FrameError::Protocol("client frames must be masked"));
+        if (b1 & 0x80 != 0) != self.from_client {
+            return Err(FrameError::Protocol("client frames must be masked, server frames not"));
         }
         let (len, ext) = match b1 & 0x7f {
             126 => match buf.get(2..4) {
@@ -223,7 +244,7 @@ impl Decoder {
                 return Err(FrameError::TooBig);
             }
         }
-        let header_len = 2 + ext + 4;
+        let header_len = 2 + ext + if self.from_client { 4 } else { 0 };
         let frame_len = header_len + len as usize;
         Ok((buf.len() >= frame_len).then_some((frame_len, header_len, fin, op)))
     }
@@ -262,7 +283,7 @@ impl Decoder {
             _ => return Err(FrameError::Protocol("reserved opcode")),
         };
         if op == opcode::BINARY {
-            return Ok(Some(Incoming::Binary));
+            return Ok(Some(Incoming::Binary(payload)));
         }
         String::from_utf8(payload).map(|text| Some(Incoming::Text(text))).map_err(|_| FrameError::NotUtf8)
     }
@@ -272,22 +293,11 @@ impl Decoder {
 mod tests {
     use super::*;
 
-    /// A client frame as a browser sends it: masked.
+    /// A client frame as a browser sends it (masked), with the first byte
+    /// (FIN, reserved bits, opcode) as given.
     fn masked(first: u8, payload: &[u8], mask: [u8; 4]) -> Vec<u8> {
-        let mut out = vec![first];
-        match payload.len() {
-            0..=125 => out.push(0x80 | payload.len() as u8),
-            126..=0xffff => {
-                out.push(0x80 | 126);
-                out.extend_from_slice(&(payload.len() as u16).to_be_bytes());
-            }
-            _ => {
-                out.push(0x80 | 127);
-                out.extend_from_slice(&(payload.len() as u64).to_be_bytes());
-            }
-        }
-        out.extend_from_slice(&mask);
-        out.extend(payload.iter().enumerate().map(|(i, b)| b ^ mask[i % 4]));
+        let mut out = client_frame(first & 0x0f, payload, mask);
+        out[0] = first;
         out
     }
 
@@ -341,7 +351,7 @@ mod tests {
             [
                 Incoming::Text("Hello".into()),
                 Incoming::Ping(b"hi".to_vec()),
-                Incoming::Binary,
+                Incoming::Binary(vec![0; 300]),
                 Incoming::Close(Some(1000))
             ]
         );
@@ -385,6 +395,16 @@ mod tests {
         let parts = [masked(0x01, &[b'x'; 3000], [0; 4]), masked(0x80, &[b'x'; 3000], [0; 4])].concat();
         assert_eq!(decode_all(&parts, 4096), Err(FrameError::TooBig));
         assert_eq!(decode_all(&masked(0x81, &[b'x'; 4096], [0; 4]), 4096).map(|m| m.len()), Ok(1), "at the bound");
+    }
+
+    #[test]
+    fn a_client_reads_what_a_server_frames() {
+        let mut buf = [frame(opcode::BINARY, &[1, 2, 3]), frame(opcode::PING, b"")].concat();
+        let mut decoder = Decoder::of_server(4096);
+        assert_eq!(decoder.next(&mut buf), Ok(Some(Incoming::Binary(vec![1, 2, 3]))));
+        assert_eq!(decoder.next(&mut buf), Ok(Some(Incoming::Ping(Vec::new()))));
+        let mut masked = client_frame(opcode::TEXT, b"x", [1, 2, 3, 4]);
+        assert!(matches!(decoder.next(&mut masked), Err(FrameError::Protocol(_))), "a server never masks");
     }
 
     /// Deterministic 64-bit LCG (Knuth's MMIX constants).

@@ -169,7 +169,7 @@ async fn read_loop(ctx: &Rc<Context>, session: &Rc<Session>, stream: &RefCell<Tc
                     return;
                 }
             }
-            Incoming::Binary => commands::refuse(ctx, session, &Refused::NotText),
+            Incoming::Binary(_) => commands::refuse(ctx, session, &Refused::NotText),
             Incoming::Ping(payload) => session.push_control(websocket::frame(opcode::PONG, &payload)),
             Incoming::Pong => {}
             Incoming::Close(code) => {
