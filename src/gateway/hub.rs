@@ -4,12 +4,14 @@
 //! window) to at most one per push interval, always the latest state;
 //! closing bars always go out, in order, before the newer open state.
 //!
-//! Each push hands every member all the updates due to it at once, so its
-//! writer sends them in one write. The hub knows its members only as
+//! Each push hands every member all the updates due to it at once, so they
+//! go out in one write. With a push interval, a push is one tick of the
+//! interval; without, one pass of the shard's poller over the feed (every
+//! update it read, none conflated). The hub knows its members only as
 //! [`Member`]s (a session implements it); it never reaches up to sessions
 //! or the shard, and never touches a socket.
 
-use std::cell::RefCell;
+use std::cell::{RefCell, RefMut};
 use std::rc::Rc;
 use std::time::{Duration, Instant};
 
@@ -46,6 +48,9 @@ pub struct Due {
     by_window: FxHashMap<u32, Vec<usize>>,
     /// Series → indices into `updates`.
     by_series: FxHashMap<Series, Vec<usize>>,
+    /// A buffer members may use while they take their share (one write's
+    /// bytes); one for the whole push instead of one per member.
+    scratch: RefCell<Vec<u8>>,
 }
 
 impl Due {
@@ -58,23 +63,37 @@ impl Due {
         due
     }
 
+    fn of_subscription(&self, sub: &Subscription) -> &[usize] {
+        let found = match sub.mint {
+            None => self.by_window.get(&sub.window_s),
+            Some(mint) => self.by_series.get(&(mint, sub.window_s)),
+        };
+        found.map_or(&[], Vec::as_slice)
+    }
+
     /// The updates for a member holding `subscriptions`, in send order,
     /// each once (a member may hold a window's every mint and one of its
-    /// mints at the same time).
+    /// mints at the same time). Most members hold one subscription: theirs
+    /// is read in place, without a list of its own.
     pub fn updates_for<'a>(&'a self, subscriptions: &[Subscription]) -> impl Iterator<Item = &'a Rc<Update>> + 'a {
-        let mut picked: Vec<usize> = Vec::new();
-        for sub in subscriptions {
-            let found = match sub.mint {
-                None => self.by_window.get(&sub.window_s),
-                Some(mint) => self.by_series.get(&(mint, sub.window_s)),
-            };
-            picked.extend(found.into_iter().flatten());
-        }
-        if subscriptions.len() > 1 {
-            picked.sort_unstable();
-            picked.dedup();
-        }
-        picked.into_iter().map(|i| &self.updates[i])
+        let (one, several): (&[usize], Vec<usize>) = match subscriptions {
+            [sub] => (self.of_subscription(sub), Vec::new()),
+            _ => {
+                let mut picked: Vec<usize> =
+                    subscriptions.iter().flat_map(|sub| self.of_subscription(sub)).copied().collect();
+                picked.sort_unstable();
+                picked.dedup();
+                (&[], picked)
+            }
+        };
+        one.iter().copied().chain(several).map(|i| &self.updates[i])
+    }
+
+    /// The shared buffer, emptied (see [`Due::scratch`]'s field).
+    pub fn scratch(&self) -> RefMut<'_, Vec<u8>> {
+        let mut scratch = self.scratch.borrow_mut();
+        scratch.clear();
+        scratch
     }
 }
 
@@ -99,6 +118,9 @@ pub struct Hub {
     held: RefCell<Vec<(Series, Held)>>,
     /// Series → index in `held`.
     held_index: RefCell<FxHashMap<Series, usize>>,
+    /// Without a push interval: every update since the poller's last pass,
+    /// in order (at most one pass's worth of messages).
+    immediate: RefCell<Vec<Rc<Update>>>,
 }
 
 impl Hub {
@@ -140,19 +162,41 @@ impl Hub {
     }
 
     /// A live bar from the shard feed: copied into an [`Update`] if anybody
-    /// wants it, then handed out at once (`now`) or held for the next push.
+    /// wants it, then kept for the poller's next push ([`Hub::push_now`],
+    /// `now`: no push interval) or held, conflated, for the next tick.
     pub fn offer(&self, payload: &[u8], bar: &ArchivedBar, now: bool) {
         if !self.wanted(&(bar.mint, bar.window_s.to_native())) {
             return;
         }
         let update = Update::new(payload, bar);
         if now {
-            let due = Due::of(vec![update]);
-            for member in self.members_for(&due) {
-                member.deliver(&due);
-            }
+            self.immediate.borrow_mut().push(update);
         } else {
             self.hold(update);
+        }
+    }
+
+    /// Without a push interval: hands out every update offered since the
+    /// last call (the poller calls it after each pass over the feed).
+    pub async fn push_now(&self) {
+        let updates = std::mem::take(&mut *self.immediate.borrow_mut());
+        if !updates.is_empty() {
+            self.hand_out(Due::of(updates)).await;
+        }
+    }
+
+    /// Gives every member its share of `due`, [`PUSH_BATCH_MEMBERS`] at a
+    /// time.
+    async fn hand_out(&self, due: Due) {
+        for batch in self.members_for(&due).chunks(PUSH_BATCH_MEMBERS) {
+            for member in batch {
+                member.deliver(&due);
+            }
+            // Let others run before the next batch: accepts, reads, and the
+            // writers of members whose socket was full, so an outbox holds
+            // its share only briefly and a push to 50,000 members holds a
+            // batch's worth of queues at a time, not 50,000.
+            futures_lite::future::yield_now().await;
         }
     }
 
@@ -204,8 +248,8 @@ impl Hub {
     }
 }
 
-/// Members handed their updates before the push yields to their writers.
-/// Bounds the outbox memory a push holds at once (see [`push_loop`]);
+/// Members handed their updates before a push lets other tasks run.
+/// Bounds the outbox memory a push holds at once (see [`Hub::hand_out`]);
 /// small enough for that, large enough that yielding costs little.
 const PUSH_BATCH_MEMBERS: usize = 256;
 
@@ -217,23 +261,13 @@ pub async fn push_loop(hub: Rc<Hub>, interval: Duration, shutdown: Shutdown) {
         // Counted from the start of the previous push, not on a fixed grid:
         // a late push never makes the next one early, so no series gets two
         // updates within one interval. Not from its end either: a push
-        // includes the sending (batch by batch, below), and counting from
-        // its end would stretch the period with the number of members.
+        // includes the sending (batch by batch), and counting from its end
+        // would stretch the period with the number of members.
         sleep(interval.saturating_sub(started.elapsed())).await;
         started = Instant::now();
         let due = hub.take_held();
-        if due.updates.is_empty() {
-            continue;
-        }
-        for batch in hub.members_for(&due).chunks(PUSH_BATCH_MEMBERS) {
-            for member in batch {
-                member.deliver(&due);
-            }
-            // Let the writers just woken send this batch before the next
-            // one is queued: an outbox releases its memory once drained,
-            // so a push to 50,000 members holds a batch's worth of queues
-            // at a time, not 50,000. Accepts and reads run too.
-            futures_lite::future::yield_now().await;
+        if !due.updates.is_empty() {
+            hub.hand_out(due).await;
         }
     }
 }

@@ -26,6 +26,21 @@ pub struct Out {
     /// The (mint, window) series of a bar update that a later update of the
     /// same series may replace; `None` for replies, closes and closing bars.
     pub replaceable: Option<(Pubkey, u32)>,
+    /// Not a frame but the unsent end of frames already counted as sent
+    /// (a write that went out in part): sent first, as it is.
+    pub rest: bool,
+}
+
+impl Out {
+    /// A frame nothing replaces (a reply, a close, a closing bar).
+    pub fn frame(frame: Bytes) -> Self {
+        Self { frame, replaceable: None, rest: false }
+    }
+
+    /// A bar update that a later update of `series` may replace.
+    pub fn update(frame: Bytes, series: (Pubkey, u32)) -> Self {
+        Self { frame, replaceable: Some(series), rest: false }
+    }
 }
 
 /// How long a client may stay over the outbound cap after its updates were
@@ -56,6 +71,8 @@ pub struct Outbox {
     drain_waker: RefCell<Option<Waker>>,
     /// No more frames will be taken (the connection is going away).
     closed: Cell<bool>,
+    /// The writer holds a batch it has not finished writing.
+    writing: Cell<bool>,
     /// Since when the queue is over the cap ([`Outbox::push_update`]).
     over_cap_since: Cell<Option<Instant>>,
     /// Queued bytes at which the queue is conflated next.
@@ -102,6 +119,24 @@ impl Outbox {
         self.over_cap_since.set(Some(since));
         pushed.too_slow = since.elapsed() >= OVER_CAP_GRACE || self.bytes() > 4 * cap;
         pushed
+    }
+
+    /// Whether the caller may write to the socket itself, now, instead of
+    /// queueing: nothing is queued and the writer holds no unfinished batch,
+    /// so the bytes would go out in order.
+    pub fn may_write_through(&self) -> bool {
+        !self.closed.get() && !self.writing.get() && self.queue.borrow().is_empty()
+    }
+
+    /// Queues what a write-through left unsent; it goes out before anything
+    /// queued after it.
+    pub fn push_rest(&self, rest: Bytes) {
+        self.push(Out { frame: rest, replaceable: None, rest: true });
+    }
+
+    /// The writer finished writing its batch (see [`Outbox::next_batch`]).
+    pub fn written(&self) {
+        self.writing.set(false);
     }
 
     fn wake(&self) {
@@ -161,7 +196,7 @@ impl Outbox {
     pub fn abort_with(&self, last: Bytes) {
         self.abort();
         self.bytes.set(last.len());
-        self.queue.borrow_mut().push_back(Out { frame: last, replaceable: None });
+        self.queue.borrow_mut().push_back(Out::frame(last));
     }
 
     /// Stops taking frames and drops what is queued; the writer ends.
@@ -190,7 +225,8 @@ impl Outbox {
 
     /// Everything queued, up to `max_bytes` (at least one frame), as one
     /// buffer for one write; `None` once finished and drained. A close
-    /// frame ends a batch, and nothing after it is sent.
+    /// frame ends a batch, and nothing after it is sent. The writer calls
+    /// [`Outbox::written`] once the batch is out.
     pub async fn next_batch(&self, max_bytes: usize) -> Option<Batch> {
         poll_fn(|cx| {
             let mut queue = self.queue.borrow_mut();
@@ -203,6 +239,7 @@ impl Outbox {
                 return Poll::Pending;
             }
             let batch = Batch::take(&mut queue, max_bytes);
+            self.writing.set(true);
             self.bytes.set(self.bytes.get() - batch.bytes.len());
             if let Some(waker) = self.drain_waker.borrow_mut().take() {
                 waker.wake();
@@ -244,15 +281,18 @@ impl Batch {
             }
             count += 1;
             len += out.frame.len();
-            if websocket::opcode_of(&out.frame) == opcode::CLOSE {
+            if !out.rest && websocket::opcode_of(&out.frame) == opcode::CLOSE {
                 break;
             }
         }
-        let mut batch = Batch { bytes: Bytes::new(), frames: count, payload_bytes: 0, closing: false };
+        let mut batch = Batch { bytes: Bytes::new(), frames: 0, payload_bytes: 0, closing: false };
         let mut joined = if count > 1 { Vec::with_capacity(len) } else { Vec::new() };
         for out in queue.drain(..count) {
-            batch.payload_bytes += websocket::payload_of(&out.frame).len();
-            batch.closing = websocket::opcode_of(&out.frame) == opcode::CLOSE;
+            if !out.rest {
+                batch.frames += 1;
+                batch.payload_bytes += websocket::payload_of(&out.frame).len();
+                batch.closing = websocket::opcode_of(&out.frame) == opcode::CLOSE;
+            }
             if count == 1 {
                 batch.bytes = out.frame;
             } else {
@@ -276,7 +316,7 @@ mod tests {
     }
 
     fn update(mint: u8, n: u8) -> Out {
-        Out { frame: frame(n), replaceable: Some(([mint; 32], 1)) }
+        Out::update(frame(n), ([mint; 32], 1))
     }
 
     fn next_batch(outbox: &Outbox, max_bytes: usize) -> Option<Batch> {
@@ -287,7 +327,7 @@ mod tests {
     fn conflation_keeps_latest_per_series_and_everything_else_in_order() {
         let outbox = Outbox::default();
         outbox.push(update(1, 1));
-        outbox.push(Out { frame: frame(9), replaceable: None });
+        outbox.push(Out::frame(frame(9)));
         outbox.push(update(2, 2));
         outbox.push(update(1, 3));
         outbox.push(update(2, 4));
@@ -322,7 +362,7 @@ mod tests {
         let batch = next_batch(&outbox, 35).unwrap();
         assert_eq!((batch.frames, batch.bytes.len(), batch.payload_bytes), (3, 30, 24));
         assert_eq!(batch.bytes[..10], frame(1)[..]);
-        outbox.push(Out { frame: websocket::close_frame(1001, "bye"), replaceable: None });
+        outbox.push(Out::frame(websocket::close_frame(1001, "bye")));
         outbox.push(update(9, 9));
         let batch = next_batch(&outbox, 1024).unwrap();
         assert_eq!((batch.frames, batch.closing), (3, true), "two updates and the close, not what follows");

@@ -132,8 +132,10 @@ async fn poll(ctx: Rc<Context>) {
                 }
             })
         });
-        if shared_now.is_none() {
-            moved += per_client::drain_all(&ctx);
+        match shared_now {
+            Some(true) => ctx.hub.push_now().await,
+            Some(false) => {}
+            None => moved += per_client::drain_all(&ctx),
         }
         if moved == 0 {
             ctx.arrivals.wait(POLL_IDLE).await;

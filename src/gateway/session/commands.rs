@@ -118,7 +118,7 @@ fn apply_shared(ctx: &Context, session: &Rc<Session>, command: &Command) -> Resu
                     true => websocket::frame(opcode::TEXT, BarJson::line(&bar).as_bytes()),
                     false => websocket::frame(opcode::BINARY, &bar.to_bytes()),
                 };
-                session.outbox.push(Out { frame, replaceable: None });
+                session.outbox.push(Out::frame(frame));
             }
             drop(sent);
             subscribe_shared(ctx, session, &member, sub)?;

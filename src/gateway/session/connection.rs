@@ -50,7 +50,8 @@ const WRITE_BATCH_BYTES: usize = 16 * 1024;
 /// sends what is queued (a close frame); if the writer ends (closed, stuck,
 /// forced out), the reader is simply dropped. The session leaves the shard
 /// ([`super::leave`]) as soon as either ends.
-pub(super) async fn serve(ctx: &Rc<Context>, session: &Rc<Session>, stream: &RefCell<TcpStream>, read_ahead: Vec<u8>) {
+pub(super) async fn serve(ctx: &Rc<Context>, session: &Rc<Session>, read_ahead: Vec<u8>) {
+    let stream = &session.socket;
     let mut reading = pin!(read_loop(ctx, session, stream, read_ahead));
     let mut writing = pin!(write_loop(&ctx.metrics, session, stream));
     let reader_ended = future::or(
@@ -87,6 +88,7 @@ async fn write_loop(metrics: &Metrics, session: &Session, stream: &RefCell<TcpSt
         if sent.is_err() {
             break;
         }
+        session.outbox.written();
         metrics.frames_sent(batch.frames, batch.payload_bytes);
         if batch.closing {
             break;
@@ -151,10 +153,13 @@ async fn read_loop(ctx: &Rc<Context>, session: &Rc<Session>, stream: &RefCell<Tc
                 if buf.is_empty() && buf.capacity() > 4 * READ_CHUNK {
                     buf = Vec::new(); // a large message is done with
                 }
-                match read_more(stream, &mut buf).await {
-                    Ok(0) | Err(_) => return,
-                    Ok(_) => continue,
+                if let Ok(1..) = read_more(stream, &mut buf).await {
+                    continue;
                 }
+                // The connection ended without a closing handshake: a
+                // protocol violation too (counted, nothing left to send to).
+                Metrics::inc(&ctx.metrics.protocol_closes);
+                return;
             }
             Ok(Some(message)) => message,
         };

@@ -227,7 +227,7 @@ fn flush_pending(feed: &mut ClientFeed, session: &Session) -> usize {
     let mut moved = 0;
     while outbox_room(session) {
         let Some(frame) = feed.pending.pop_front() else { break };
-        session.outbox.push(Out { frame, replaceable: None });
+        session.outbox.push(Out::frame(frame));
         moved += 1;
     }
     moved
