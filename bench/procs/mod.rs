@@ -101,6 +101,8 @@ pub struct ProcSample {
     pub fds: u64,
     /// User + system CPU seconds so far, all threads.
     pub cpu_s: f64,
+    /// The user-space part of it.
+    pub user_cpu_s: f64,
 }
 
 impl ProcSample {
@@ -125,6 +127,7 @@ impl ProcSample {
             threads: field("Threads:"),
             fds,
             cpu_s: cpu_s_of_stat(&stat),
+            user_cpu_s: user_cpu_s_of_stat(&stat),
         })
     }
 
@@ -137,6 +140,7 @@ impl ProcSample {
             threads: a.threads + s.threads,
             fds: a.fds + s.fds,
             cpu_s: a.cpu_s + s.cpu_s,
+            user_cpu_s: a.user_cpu_s + s.user_cpu_s,
         })
     }
 }
@@ -147,6 +151,12 @@ pub fn cpu_s_of_stat(stat: &str) -> f64 {
     // 11 and 12 are utime and stime.
     let fields: Vec<&str> = stat.rsplit_once(')').map_or(vec![], |(_, rest)| rest.split_whitespace().collect());
     fields.iter().skip(11).take(2).filter_map(|f| f.parse::<f64>().ok()).sum::<f64>() / TICKS_PER_S
+}
+
+/// utime of a `/proc/<pid>/stat` line, in seconds.
+pub fn user_cpu_s_of_stat(stat: &str) -> f64 {
+    let fields: Vec<&str> = stat.rsplit_once(')').map_or(vec![], |(_, rest)| rest.split_whitespace().collect());
+    fields.get(11).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0) / TICKS_PER_S
 }
 
 /// Kernel TCP memory in use, KiB (`/proc/net/sockstat`, `TCP: ... mem N`
@@ -390,7 +400,7 @@ pub fn smoke() -> Res<()> {
         return Err(format!("progress line misread: {:?}", parse_progress(line)).into());
     }
     let stat = "42 (klinecast gw) S 1 42 42 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 3 0";
-    if (cpu_s_of_stat(stat) - 3.0).abs() > 1e-9 {
+    if (cpu_s_of_stat(stat) - 3.0).abs() > 1e-9 || (user_cpu_s_of_stat(stat) - 2.5).abs() > 1e-9 {
         return Err("stat line misread".into());
     }
     let m = net::parse_metrics("# HELP x y\n# TYPE x counter\nklinecast_ws_frames_sent_total 17\n");
