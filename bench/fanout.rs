@@ -27,6 +27,8 @@
 
 mod common;
 mod procs;
+#[path = "../tests/support/mod.rs"]
+mod support;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -35,7 +37,8 @@ use serde::Serialize;
 use serde_json::json;
 
 use common::{human_rate, verdict};
-use procs::{LoadgenPlan, ProcSample, Res, Spawned};
+use procs::{LoadgenPlan, ProcSample, Res};
+use support::Child;
 
 /// Mock trades per second in per-client mode (one mint): each client gets
 /// about this many updates a second, plus one closing update.
@@ -332,14 +335,14 @@ fn ramp_for(clients: usize, per_s: usize) -> Duration {
 
 fn per_client_point(brokers: &str, clients: usize, run: Duration, stamp: u64) -> Res<Point> {
     let topic = format!("klinecast-bench-fanout-pc{clients}-{stamp}");
-    procs::create_topic(brokers, &topic, 4)?;
+    support::create_topic(brokers, &topic, 4)?;
     let result = per_client_on(brokers, &topic, clients, run);
-    procs::delete_topics(brokers, std::slice::from_ref(&topic));
+    support::delete_topics(brokers, std::slice::from_ref(&topic));
     result
 }
 
 fn per_client_on(brokers: &str, topic: &str, clients: usize, run: Duration) -> Res<Point> {
-    let port = procs::free_port()?;
+    let port = support::free_port();
     let args = strings(&[
         "serve",
         "--brokers",
@@ -364,8 +367,9 @@ fn per_client_on(brokers: &str, topic: &str, clients: usize, run: Duration) -> R
     let log = procs::log_dir()?.join(format!("fanout-pc{clients}-serve.log"));
     let planned = ramp + run + Duration::from_secs(60);
     let mut server =
-        Spawned::start("klinecast serve", procs::KLINECAST, &args, &[("KLINECAST_LOG", "warn")], planned, &log)?;
-    procs::wait_healthy(port, 1, Duration::from_secs(30)).map_err(|e| format!("{e}\n{}", server.log_tail()))?;
+        procs::spawn("klinecast serve", procs::KLINECAST, &args, &[("KLINECAST_LOG", "warn")], planned, &log)?;
+    support::net::wait_healthy(port, 1, Duration::from_secs(30), || true)
+        .map_err(|e| format!("{e}\n{}", server.log_tail()))?;
     std::thread::sleep(Duration::from_secs(3));
     let idle_cores = idle_cores(&[server.pid]);
     let idle = ProcSample::of(server.pid).ok_or("server gone")?;
@@ -378,6 +382,7 @@ fn per_client_on(brokers: &str, topic: &str, clients: usize, run: Duration) -> R
         subscribe: "sub-1s".into(),
         cores: "0".into(),
         expected_interval: None,
+        extra_args: Vec::new(),
     };
     let started = Instant::now();
     let (loadgen, summary) = plan.start(&format!("fanout-pc{clients}-loadgen"))?;
@@ -415,7 +420,7 @@ fn shared_points(
     failures: &mut Vec<serde_json::Value>,
 ) -> Res<(Vec<Point>, Profile)> {
     let topic = format!("klinecast-bench-fanout-shared-{stamp}");
-    procs::create_topic(brokers, &topic, 4)?;
+    support::create_topic(brokers, &topic, 4)?;
     let args = strings(&[
         "ingest",
         "--brokers",
@@ -432,7 +437,7 @@ fn shared_points(
     let planned = Duration::from_secs(1800);
     let log = procs::log_dir()?.join("fanout-shared-ingest.log");
     let mut ingest =
-        Spawned::start("klinecast ingest", procs::KLINECAST, &args, &[("KLINECAST_LOG", "warn")], planned, &log)?;
+        procs::spawn("klinecast ingest", procs::KLINECAST, &args, &[("KLINECAST_LOG", "warn")], planned, &log)?;
     std::thread::sleep(Duration::from_secs(3));
     let ingest_command = procs::command_line("target/release/klinecast", &args);
     let mut points = Vec::new();
@@ -447,7 +452,7 @@ fn shared_points(
         runs.push((IDLE_POINT, plan.point_run, "ping", false));
     }
     for (clients, run, subscribe, main) in runs {
-        if !ingest.running() {
+        if !ingest.alive() {
             note_failure(failures, "shared", clients, &format!("ingest died:\n{}", ingest.log_tail()));
             break;
         }
@@ -462,7 +467,7 @@ fn shared_points(
         }
     }
     ingest.stop();
-    procs::delete_topics(brokers, std::slice::from_ref(&topic));
+    support::delete_topics(brokers, std::slice::from_ref(&topic));
     Ok((points, profile))
 }
 
@@ -497,7 +502,7 @@ fn shared_point(
     ingest_pid: u32,
     profile: Option<&mut Profile>,
 ) -> Res<Point> {
-    let port = procs::free_port()?;
+    let port = support::free_port();
     let gateways = clients.div_ceil(CLIENTS_PER_GATEWAY).max(1);
     let loadgens = clients.div_ceil(CLIENTS_PER_LOADGEN).max(1);
     let ramp = ramp_for(clients, SHARED_RAMP_PER_S);
@@ -511,7 +516,7 @@ fn shared_point(
         let args = gateway_args(brokers, topic, port, (g + 1) % 2);
         let log = logs.join(format!("fanout-shared{clients}-gateway{g}.log"));
         let planned = ramp + run + extra + Duration::from_secs(60);
-        servers.push(Spawned::start(
+        servers.push(procs::spawn(
             "klinecast gateway",
             procs::KLINECAST,
             &args,
@@ -523,7 +528,7 @@ fn shared_point(
     }
     let pids: Vec<u32> = servers.iter().map(|s| s.pid).collect();
     procs::wait_listening(&pids, port, Duration::from_secs(30))?;
-    procs::wait_healthy(port, 10 * gateways, Duration::from_secs(30))?;
+    support::net::wait_healthy(port, 10 * gateways, Duration::from_secs(30), || true)?;
     std::thread::sleep(Duration::from_secs(3));
     let idle_cores = idle_cores(&pids);
     let idle: Vec<ProcSample> = pids.iter().filter_map(|&p| ProcSample::of(p)).collect();
@@ -543,6 +548,7 @@ fn shared_point(
             subscribe: subscribe.into(),
             cores: (l % 2).to_string(),
             expected_interval: None,
+            extra_args: Vec::new(),
         };
         running.push(plan.start(&format!("fanout-shared{clients}-loadgen{l}"))?);
         loadgen_commands
@@ -602,7 +608,7 @@ fn observe(
     pids: &[u32],
     port: Option<u16>,
     ingest: Option<u32>,
-    loadgens: &mut [(Spawned, PathBuf)],
+    loadgens: &mut [(Child, PathBuf)],
     (started, ramp, run): (Instant, Duration, Duration),
     brokers: &str,
     shared_processes: Option<usize>,
@@ -615,7 +621,7 @@ fn observe(
     let mut ingest_cpu = None;
     loop {
         for (l, _) in loadgens.iter_mut() {
-            if !l.running() {
+            if !l.alive() {
                 return Err(format!("{} ended early:\n{}", l.name, l.log_tail()).into());
             }
         }
@@ -640,7 +646,7 @@ fn observe(
 fn snapshot(
     pids: &[u32],
     port: Option<u16>,
-    loadgens: &[(Spawned, PathBuf)],
+    loadgens: &[(Child, PathBuf)],
     brokers: &str,
     shared_processes: Option<usize>,
 ) -> Snapshot {
@@ -648,7 +654,7 @@ fn snapshot(
     let procs: Vec<ProcSample> = pids.iter().filter_map(|&p| ProcSample::of(p)).collect();
     let metrics = match (port, shared_processes) {
         (Some(port), Some(n)) => procs::metrics_per_process(port, n, SCRAPES),
-        (Some(port), None) => procs::metrics(port).ok().map(|m| vec![m]),
+        (Some(port), None) => support::net::metrics(port, Duration::from_secs(5)).ok().map(|m| vec![m]),
         _ => None,
     };
     let sum = |name: &str| metrics.as_ref().map(|all| all.iter().map(|m| m.get(name).copied().unwrap_or(0.0)).sum());
@@ -676,7 +682,7 @@ fn snapshot(
 /// A loadgen that had to be stopped (a client stuck in its handshake keeps
 /// it from exiting) is counted from its last progress line instead, without
 /// latency numbers.
-fn finish_loadgens(loadgens: &mut [(Spawned, PathBuf)], planned: Duration) -> Res<Vec<serde_json::Value>> {
+fn finish_loadgens(loadgens: &mut [(Child, PathBuf)], planned: Duration) -> Res<Vec<serde_json::Value>> {
     let mut summaries = Vec::new();
     for (l, summary) in loadgens.iter_mut() {
         let clean = l.wait_exit(planned + Duration::from_secs(30));

@@ -30,6 +30,8 @@
 
 mod common;
 mod procs;
+#[path = "../tests/support/mod.rs"]
+mod support;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -38,15 +40,15 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use hdrhistogram::Histogram;
 use klinecast::codec::bar::{self, BAR_LEN};
-use klinecast::sink::KafkaConfig;
-use klinecast::sink::topic::partition_for;
+use klinecast::kafka::KafkaConfig;
+use klinecast::kafka::topic::partition_for;
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message as _;
 use rdkafka::{Offset, TopicPartitionList};
 use serde::Serialize;
 use serde_json::json;
 
-use procs::{Res, Spawned};
+use procs::Res;
 
 /// Mock trades per second (one mint): the 1 s series is updated this often.
 const RATE: u32 = 1000;
@@ -323,10 +325,10 @@ fn run_tool(brokers: &str, records: u64, stamp: u64, round: usize) -> Res<ToolRu
     let started = std::time::Instant::now();
     // A generous limit: 20 ms per record would already be pathological.
     let planned = Duration::from_millis(20 * records) + Duration::from_secs(30);
-    let mut tool = Spawned::start("kafka e2e-latency", &script, &args, &[], planned, &log)?;
+    let mut tool = procs::spawn("kafka e2e-latency", &script, &args, &[], planned, &log)?;
     let ok = tool.wait_exit(planned);
     let seconds = started.elapsed().as_secs_f64();
-    procs::delete_topics(brokers, std::slice::from_ref(&topic));
+    support::delete_topics(brokers, std::slice::from_ref(&topic));
     let output = std::fs::read_to_string(&log)?;
     if !ok {
         return Err(format!("e2e-latency failed:\n{}", tool.log_tail()).into());
@@ -436,8 +438,9 @@ fn run_case(brokers: &str, c: &Case, stamp: u64) -> Res<CaseRun> {
     static ATTEMPT: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
     let attempt = ATTEMPT.fetch_add(1, Ordering::Relaxed);
     let topic = format!("klinecast-bench-latency-{}-{stamp}-{attempt}", c.name);
-    let result = procs::create_topic(brokers, &topic, 4).and_then(|()| run_case_on(brokers, c, &topic));
-    procs::delete_topics(brokers, std::slice::from_ref(&topic));
+    let result =
+        support::create_topic(brokers, &topic, 4).map_err(Into::into).and_then(|()| run_case_on(brokers, c, &topic));
+    support::delete_topics(brokers, std::slice::from_ref(&topic));
     result
 }
 
@@ -473,13 +476,13 @@ fn server_args(c: &Case, topic: &str, port: u16, brokers: &str) -> Vec<String> {
 }
 
 fn run_case_on(brokers: &str, c: &Case, topic: &str) -> Res<CaseRun> {
-    let port = procs::free_port()?;
+    let port = support::free_port();
     let args = server_args(c, topic, port, brokers);
     let logs = procs::log_dir()?;
     let load_before = common::loadavg();
     let planned = WARM_UP + RAMP + run_time() + Duration::from_secs(30);
     let log_level = [("KLINECAST_LOG", "warn")];
-    let mut server = Spawned::start(
+    let mut server = procs::spawn(
         "klinecast serve",
         procs::KLINECAST,
         &args,
@@ -487,7 +490,8 @@ fn run_case_on(brokers: &str, c: &Case, topic: &str) -> Res<CaseRun> {
         planned,
         &logs.join(format!("latency-{}.log", c.name)),
     )?;
-    procs::wait_healthy(port, 1, Duration::from_secs(30)).map_err(|e| format!("{e}\n{}", server.log_tail()))?;
+    support::net::wait_healthy(port, 1, Duration::from_secs(30), || true)
+        .map_err(|e| format!("{e}\n{}", server.log_tail()))?;
     std::thread::sleep(WARM_UP);
     let expected = Duration::from_secs(1) / RATE;
     let overrides: Vec<(String, String)> = c
@@ -507,6 +511,7 @@ fn run_case_on(brokers: &str, c: &Case, topic: &str) -> Res<CaseRun> {
         subscribe: "sub-1s".into(),
         cores: "0".into(),
         expected_interval: c.corrected.then_some(expected),
+        extra_args: Vec::new(),
     };
     let (mut loadgen, summary_path) = plan.start(&format!("latency-{}-loadgen", c.name))?;
     let cpu_before = procs::ProcSample::of(server.pid).map_or(0.0, |s| s.cpu_s);
@@ -576,7 +581,7 @@ struct ClientProbe {
 fn run_probe(brokers: &str, stamp: u64) -> Res<ClientProbe> {
     let topic = format!("klinecast-bench-latency-probe-{stamp}");
     let result = run_probe_on(brokers, &topic);
-    procs::delete_topics(brokers, std::slice::from_ref(&topic));
+    support::delete_topics(brokers, std::slice::from_ref(&topic));
     result
 }
 
@@ -974,7 +979,7 @@ fn findings(cases: &[CaseRun], j: &Judgement) -> String {
             format!(
                 "- {}: the gateway's consumer ran up to ~1 s behind while the tap kept up (p50 {} ms, max {} ms; tap \
                  p99 {} ms). That 1 s ceiling matches librdkafka's `fetch.queue.backoff.ms` (1000 by default, 5 in \
-                 `src/sink/settings.rs`): a consumer whose local queue reaches `queued.min.messages` postpones its \
+                 `src/kafka/settings.rs`): a consumer whose local queue reaches `queued.min.messages` postpones its \
                  next fetch by that long; the next fetch then brings that much time's bars, which can start the \
                  cycle again. The `shared-10-queue1000` case runs with the old 1000-message bound and 1 s backoff.\n",
                 c.name,
@@ -1055,7 +1060,7 @@ fn decomposition(tool: &[ToolRun], cases: &[CaseRun], probe: Option<&ClientProbe
 const MEASURES_NOTE: &str = "What the two measure: Kafka's tool times one record at a time from `send()` to its \
 consumer's `poll()` returning it (producer linger.ms=0, consumer fetch.max.wait.ms=0, acks=all, one partition, \
 nothing else in flight). klinecast's number is the bar's `produced_ns`, stamped just before the producer enqueue, to \
-the WebSocket client's receive: librdkafka's batching (linger.ms=1 in `src/sink/settings.rs`), the broker, the \
+the WebSocket client's receive: librdkafka's batching (linger.ms=1 in `src/kafka/settings.rs`), the broker, the \
 gateway consumer's fetch (answered as soon as a byte is there), the gateway shard's poller (woken by librdkafka when the consumer's \
 queue becomes non-empty, `src/gateway/arrivals.rs`), the WebSocket write and the client's read, with R updates a second \
 in flight. The tap column is the same bars read by a consumer with klinecast's reader settings in the benchmark \

@@ -27,8 +27,9 @@ use std::time::{Duration, Instant};
 
 use klinecast::aggregate::Windows;
 use klinecast::codec::bar::{BAR_LEN, Bar};
-use klinecast::sink::topic::ensure_topic;
-use klinecast::sink::{KafkaConfig, KafkaSink, SendError};
+use klinecast::kafka::KafkaConfig;
+use klinecast::kafka::topic::ensure_topic;
+use klinecast::sink::{KafkaSink, SendError};
 use rdkafka::admin::{AdminClient, AdminOptions};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::util::Timeout;
@@ -376,7 +377,7 @@ fn tool_command(setup: &Setup, producer: Producer, topic: &str) -> Vec<String> {
 
 /// How the producers' settings differ, for the report.
 const SETTINGS_NOTE: &str = "Settings that differ (same broker, record size, acks, record count, partition count):\n\
-- klinecast (`src/sink/settings.rs`): acks=all, enable.idempotence=true, linger.ms=1, batch.num.messages=10000, \
+- klinecast (`src/kafka/settings.rs`): acks=all, enable.idempotence=true, linger.ms=1, batch.num.messages=10000, \
 librdkafka's batch.size (1 MB), compression none, message.timeout.ms=0, a queue of 1 M messages; every bar goes to \
 its window's partition with a 5–8 byte key (`key_60`), `produced_ns` is stamped and the bar rkyv-encoded per send; \
 the sending thread polls every 256 sends and sleeps 1 ms when the queue is full; the timer starts after the \

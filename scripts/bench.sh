@@ -7,6 +7,7 @@
 #   scripts/bench.sh ingest       # only the named ones; REPORT.md keeps the
 #                                 # latest results of the others
 #   scripts/bench.sh --report-only  # rewrite REPORT.md from the results there are
+#   scripts/bench.sh peer         # klinecast next to Centrifugo (built here first)
 #
 # Each benchmark writes bench/results/<name>.json (numbers), <name>.md (its
 # section of the report) and <name>.rows.md (its rows of the SPEC summary).
@@ -38,7 +39,29 @@ SPEC_ROWS=(
   "shared mode|≥ 50,000 concurrent clients at 1 push/s, ≤ 4 KiB user-space memory per connection, ≥ 1 M frames per server CPU-second"
   "bad input|fuzzed decoders and parsers, abusive clients: no crash, memory bounded"
   "broker outage of 30 s|no closing update lost or duplicated; clients stay connected"
+  "against Centrifugo|≤ 1/3 of its server CPU per delivered frame (binary), ≤ 1/2 (JSON), ≤ 1/10 of its memory per connection, 100 % delivery at 10,000 clients × 10 updates/s with p99 ≤ 100 ms"
+  "fan-out|one update to 10,000 clients on one shard: p99 ≤ 50 ms; gateway + WebSocket hop ≤ 0.5 ms p99"
 )
+
+# Centrifugo, the peer the `peer` benchmark compares with, built from the Go
+# module proxy into target/peer/ (its GOPATH, module and build caches stay
+# there; -modcacherw so `cargo clean` can delete them). The benchmark finds it
+# through KLINECAST_BENCH_CENTRIFUGO.
+CENTRIFUGO_VERSION=v6.9.1
+setup_centrifugo() {
+  local dir="$REPO_ROOT/target/peer"
+  local bin="$dir/bin/centrifugo"
+  # The module version is in the binary's build info (`centrifugo version`
+  # prints v0.0.0 for a `go install` build).
+  if [[ ! -x "$bin" ]] || ! go version -m "$bin" 2>/dev/null | grep -qE "^\s+mod\s+github.com/centrifugal/centrifugo/v6\s+$CENTRIFUGO_VERSION\s"; then
+    command -v go >/dev/null || fail "the peer benchmark builds Centrifugo with Go: install Go (1.24 or later)"
+    say "building Centrifugo $CENTRIFUGO_VERSION (go install, into target/peer; a few minutes the first time)"
+    mkdir -p "$dir"
+    GOPATH="$dir/gopath" GOBIN="$dir/bin" GOCACHE="$dir/gocache" GOFLAGS=-modcacherw GOTOOLCHAIN=local \
+      go install "github.com/centrifugal/centrifugo/v6@$CENTRIFUGO_VERSION" >&2
+  fi
+  export KLINECAST_BENCH_CENTRIFUGO="$bin"
+}
 
 # The [[bench]] targets declared in Cargo.toml, in order.
 all_benches() {
@@ -65,6 +88,7 @@ if ! $report_only; then
   setup_check_tools
   setup_kafka
   prune_old_topics klinecast-bench-
+  if [[ " ${benches[*]} " == *" peer "* ]]; then setup_centrifugo; fi
 fi
 
 max_load="${KLINECAST_BENCH_MAX_LOAD:-1.5}"

@@ -8,7 +8,9 @@
 //!   `Bar` archive.
 //! - [`market`]: decoded events → priced trades (pools, quotes, decimals).
 //! - [`aggregate`]: trades → bars per (mint, window), the rules of SPEC §3.
-//! - [`sink`]: bars → Kafka (librdkafka settings live in `sink::settings`).
+//! - [`kafka`]: librdkafka settings, the topic layout and the reader, shared
+//!   by the sink, the gateway and `tail`.
+//! - [`sink`]: bars → Kafka, the producer.
 //! - [`ingest`]: the loop that drives source → aggregate → sink on its core.
 //! - [`runtime`]: pinned glommio executors, shutdown.
 //! - [`cli`]: flags, validated once into configs; `tail`.
@@ -18,6 +20,7 @@ pub mod cli;
 pub mod codec;
 pub mod gateway;
 pub mod ingest;
+pub mod kafka;
 pub mod market;
 pub mod runtime;
 pub mod sink;

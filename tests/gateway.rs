@@ -4,12 +4,12 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step is a failed test
 
-mod common;
+mod support;
 
 use std::time::Duration;
 
-use common::{Frame, Server, assert_no_gaps, bars, collect, command};
 use klinecast::codec::bar::Bar;
+use support::{Frame, Server, assert_no_gaps, bars, collect, command};
 
 /// `serve` with a mock source of three mints at a modest rate.
 fn serve() -> Server {
@@ -30,7 +30,7 @@ fn sub_1s_forwards_exactly_the_kafka_bytes_in_seq_order() {
     assert!(decoded.iter().all(|b| b.window_s == 1));
     assert_no_gaps(&decoded);
     // The same bytes as a plain Kafka consumer reads from the 1 s partition.
-    let in_kafka: Vec<Vec<u8>> = common::read_topic(&server.topic, 1, Duration::from_secs(30))
+    let in_kafka: Vec<Vec<u8>> = support::read_topic(&server.topic, 1, Duration::from_secs(30))
         .into_iter()
         .filter(|r| r.key == "key_1")
         .map(|r| r.bar.unwrap().to_bytes())
@@ -124,7 +124,7 @@ fn bad_commands_and_frames_get_errors_or_closes_and_others_carry_on() {
         assert_eq!(reply["type"], "error", "{bad:?} -> {reply}");
         assert!(!reply["error"].as_str().unwrap_or_default().is_empty());
     }
-    let reply = common::send(&mut ws, tungstenite::Message::Binary(vec![1, 2, 3].into()));
+    let reply = support::send(&mut ws, tungstenite::Message::Binary(vec![1, 2, 3].into()));
     assert_eq!(reply["error"], "commands are text frames");
     assert_eq!(command(&mut ws, "ping")["type"], "pong", "the connection survives bad commands");
     assert!(server.metric("klinecast_command_errors_total") >= 6.0);
@@ -176,7 +176,7 @@ fn garbage_on_the_topic_is_skipped_and_counted() {
     let mut ws = server.ws("/ws");
     command(&mut ws, "sub-1s");
     let producer: BaseProducer =
-        rdkafka::ClientConfig::new().set("bootstrap.servers", common::brokers()).create().unwrap();
+        rdkafka::ClientConfig::new().set("bootstrap.servers", support::brokers()).create().unwrap();
     for garbage in [&b"not a bar"[..], &[0u8; 121][..], &[0xffu8; 200][..]] {
         producer.send(BaseRecord::to(&server.topic).partition(0).key("key_1").payload(garbage)).unwrap();
     }

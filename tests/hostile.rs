@@ -6,7 +6,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step is a failed test
 
-mod common;
+mod support;
 
 use std::collections::BTreeMap;
 use std::io::{ErrorKind, Read, Write};
@@ -16,12 +16,8 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::{Server, Ws, command};
 use klinecast::codec::bar::{self, Bar};
-use rdkafka::ClientConfig;
-use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::consumer::{BaseConsumer, Consumer};
+use support::{Server, Ws, command};
 use tungstenite::client::IntoClientRequest;
 
 /// The server's `--handshake-timeout`.
@@ -44,7 +40,7 @@ const OVERSIZE: usize = 10;
 /// Clients that send a text frame that is not UTF-8.
 const BAD_UTF8: usize = 10;
 
-/// The server's send timeout (`gateway::session::SEND_TIMEOUT`): a
+/// The server's send timeout (`gateway::session::connection::SEND_TIMEOUT`): a
 /// connection whose socket takes nothing for this long is dropped as stuck.
 const SERVER_SEND_TIMEOUT: Duration = Duration::from_secs(10);
 /// The server's `--push-interval`: 0, every update is pushed as it arrives.
@@ -82,23 +78,8 @@ const RSS_BOUND_KIB: u64 = 256 * 1024;
 /// look-ups fail with `NotLeaderForPartition`); that race is not what these
 /// tests are about.
 fn ready_topic() -> String {
-    let topic = common::fresh_topic("it-hostile");
-    let brokers = common::brokers();
-    let admin: AdminClient<DefaultClientContext> =
-        ClientConfig::new().set("bootstrap.servers", &brokers).create().expect("admin client");
-    let new_topic = NewTopic::new(&topic, 4, TopicReplication::Fixed(-1));
-    let created = futures_lite::future::block_on(admin.create_topics([&new_topic], &AdminOptions::new()));
-    assert!(created.expect("create topic").iter().all(Result::is_ok), "could not create {topic}");
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &brokers)
-        .set("group.id", common::fresh_topic("it-hostile-probe"))
-        .create()
-        .expect("consumer");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while !(0..4).all(|p| consumer.fetch_watermarks(&topic, p, Duration::from_secs(2)).is_ok()) {
-        assert!(Instant::now() < deadline, "partitions of {topic} got no leader");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    let topic = support::fresh_topic("it-hostile");
+    support::create_topic(&support::brokers(), &topic, 4).expect("create the topic");
     topic
 }
 
@@ -108,7 +89,7 @@ fn ready_topic() -> String {
 fn start(args: &[&str]) -> Server {
     let args: Vec<&str> = args.iter().copied().chain(["--shards", "1"]).collect();
     for _ in 0..3 {
-        let server = Server::start_on(&args, &ready_topic(), common::free_port());
+        let server = Server::start_on(&args, &ready_topic(), support::free_port());
         if listeners_on(server.port) == 1 {
             return server;
         }
@@ -521,7 +502,7 @@ fn hostile_clients_do_not_disturb_a_good_one_and_memory_stays_bounded() {
         assert!(got >= want, "need {want} open files, the hard limit allows {got}");
     }
     let server = hostile_server();
-    let pid = server.child.id();
+    let pid = server.pid();
     let keep_accepting = KeepAccepting::start(server.port);
 
     // The good client: subscribed to every 1 s bar, read on its own thread.
@@ -542,7 +523,7 @@ fn hostile_clients_do_not_disturb_a_good_one_and_memory_stays_bounded() {
     let opened_ms = attack.elapsed().as_millis();
 
     // 2. Subscribers that never read (a 4 KiB receive buffer each).
-    let stuck: Vec<socket2::Socket> = (0..STUCK).map(|_| common::stuck_client(server.port, "sub-1s")).collect();
+    let stuck: Vec<socket2::Socket> = (0..STUCK).map(|_| support::stuck_client(server.port, "sub-1s")).collect();
     let stuck_ms = attack.elapsed().as_millis();
     let stuck_subscribed = Instant::now();
 
@@ -654,7 +635,7 @@ fn hostile_clients_do_not_disturb_a_good_one_and_memory_stays_bounded() {
     assert!(server.get("/healthz").starts_with("HTTP/1.1 200"));
     let mut fresh = server.ws("/ws");
     assert_eq!(command(&mut fresh, "sub-1s")["type"], "subscribed");
-    let fresh_bars = common::bars(&common::collect(&mut fresh, Duration::from_secs(2)));
+    let fresh_bars = support::bars(&support::collect(&mut fresh, Duration::from_secs(2)));
     assert!(fresh_bars.len() > 50, "a new client after the attack got {} bars in 2 s", fresh_bars.len());
 
     // The good client kept receiving: it gets the updates the new client
@@ -861,7 +842,7 @@ fn origin_allowlist_admits_listed_origins_and_programs_only() {
     stream.set_read_timeout(Some(Duration::from_millis(200))).unwrap();
     let (mut ws, _) = tungstenite::client(request, stream).expect("handshake from an allowed origin");
     assert_eq!(command(&mut ws, "sub-1s")["type"], "subscribed");
-    assert!(!common::bars(&common::collect(&mut ws, Duration::from_secs(3))).is_empty());
+    assert!(!support::bars(&support::collect(&mut ws, Duration::from_secs(3))).is_empty());
 }
 
 /// Sends `frames` in one write, then reads promptly.
@@ -937,7 +918,7 @@ fn stuck_subscribers_are_counted_as_slow_closes() {
         "--max-outbound-bytes",
         &OUTBOUND_CAP.to_string(),
     ]);
-    let stuck: Vec<socket2::Socket> = (0..20).map(|_| common::stuck_client(server.port, "sub-1s")).collect();
+    let stuck: Vec<socket2::Socket> = (0..20).map(|_| support::stuck_client(server.port, "sub-1s")).collect();
     eventually_within(Duration::from_secs(40), "stuck sessions are dropped", || {
         server.metric("klinecast_websockets") == 0.0
     });

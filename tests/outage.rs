@@ -13,7 +13,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step is a failed test
 
-mod common;
 mod reference;
 mod support;
 
@@ -26,12 +25,12 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
-use common::Frame;
 use klinecast::codec::bar;
 use klinecast::codec::trade::TradeEvent;
 use rand::rngs::StdRng;
 use rand::{RngExt, SeedableRng};
 use reference::{Update, WINDOWS, reference};
+use support::Frame;
 use support::{Broker, Child, Recorder};
 
 /// Trades fed per second of wall time.
@@ -177,14 +176,14 @@ fn a_30s_broker_outage_loses_and_duplicates_nothing_and_clients_stay_connected()
     let broker = Broker::start();
     let brokers = broker.address();
     eprintln!("own broker {brokers} up after {:?}", test_started.elapsed());
-    let topic = common::fresh_topic("it-outage");
-    support::create_topic(&brokers, &topic, WINDOWS.len() as i32);
-    let port = common::free_port();
+    let topic = support::fresh_topic("it-outage");
+    support::create_topic(&brokers, &topic, WINDOWS.len() as i32).expect("create the topic");
+    let port = support::free_port();
     let listen = format!("127.0.0.1:{port}");
     let mut server = start_serve(&brokers, &topic, &listen);
-    support::wait_healthy(&mut server, port, Duration::from_secs(30));
+    support::await_healthy(&mut server, port, Duration::from_secs(30));
     let mut ws = support::ws(port, "/ws");
-    assert_eq!(common::command(&mut ws, "sub-1s")["type"], "subscribed");
+    assert_eq!(support::command(&mut ws, "sub-1s")["type"], "subscribed");
     let recorder = Recorder::start(ws);
     let feeder = Feeder::start(server.child.stdin.take().expect("stdin"));
 
@@ -272,7 +271,7 @@ fn a_30s_broker_outage_loses_and_duplicates_nothing_and_clients_stay_connected()
         after_outage.len(),
         *after_outage[0] - broker_back,
     );
-    assert_eq!(common::command(&mut ws, "ping")["type"], "pong", "the connection is still open");
+    assert_eq!(support::command(&mut ws, "ping")["type"], "pong", "the connection is still open");
     assert_eq!(support::metric(port, "klinecast_protocol_closes_total"), 0.0, "no session closed for silence");
     eprintln!(
         "gateway: {} Kafka consumer errors counted; first bar {:?} after the restart began",
@@ -295,9 +294,9 @@ fn a_30s_broker_outage_loses_and_duplicates_nothing_and_clients_stay_connected()
 /// while the pipe is quiet.
 #[test]
 fn a_quiet_stdin_replay_still_emits_bars_and_stops_on_sigterm() {
-    let brokers = common::brokers();
-    let topic = common::fresh_topic("it-stdin");
-    support::create_topic(&brokers, &topic, WINDOWS.len() as i32);
+    let brokers = support::brokers();
+    let topic = support::fresh_topic("it-stdin");
+    support::create_topic(&brokers, &topic, WINDOWS.len() as i32).expect("create the topic");
     let args = ["ingest", "--brokers", &brokers, "--topic", &topic, "--source", "replay", "--replay-file", "-"];
     let mut ingest = Child::spawn("ingest", &args, support::log_path(&topic, "ingest"), true);
     assert!(ingest.wait_for_log("ingest starting", Duration::from_secs(30)), "{}", ingest.log_text());

@@ -5,8 +5,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step is a failed test
 
-mod common;
 mod reference;
+mod support;
 
 use std::io::Write;
 use std::process::{Command, Output};
@@ -96,8 +96,8 @@ fn replay_through_kafka_gives_one_correct_closing_update_per_bar() {
     let (expected, late) = reference(&trades);
     assert!(late[0] > 0 && late[3] < late[0], "the replay has late trades: {late:?}");
     let file = replay_file(&trades);
-    let topic = common::fresh_topic("it-replay");
-    let brokers = common::brokers();
+    let topic = support::fresh_topic("it-replay");
+    let brokers = support::brokers();
     let path = file.path().to_str().unwrap();
     let output =
         klinecast(&["ingest", "--source", "replay", "--replay-file", path, "--brokers", &brokers, "--topic", &topic]);
@@ -107,7 +107,7 @@ fn replay_through_kafka_gives_one_correct_closing_update_per_bar() {
     assert!(stderr.contains(&format!("late {late:?}")), "late trades are counted per window: {stderr}");
     assert!(stderr.contains("short 6, other event 6"), "rejected records are counted: {stderr}");
 
-    let records = common::read_topic(&topic, expected.len(), Duration::from_secs(60));
+    let records = support::read_topic(&topic, expected.len(), Duration::from_secs(60));
     let updates: Vec<Update> = records
         .iter()
         .enumerate()

@@ -4,20 +4,20 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step is a failed test
 
-mod common;
+mod support;
 
 use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use common::{Frame, Server, collect, command};
 use klinecast::codec::bar::Bar;
+use support::{Frame, Server, collect, command};
 
 /// Runs `klinecast ingest` on `topic` for `seconds`, then SIGTERM; returns
 /// its stderr.
 fn ingest_for(topic: &str, seconds: u64) -> String {
     let child = Command::new(env!("CARGO_BIN_EXE_klinecast"))
         .args(["ingest", "--windows", "1s,1d", "--mock-mints", "1", "--mock-rate", "200"])
-        .args(["--brokers", &common::brokers(), "--topic", topic])
+        .args(["--brokers", &support::brokers(), "--topic", topic])
         .stderr(Stdio::piped())
         .spawn()
         .unwrap();
@@ -30,7 +30,7 @@ fn ingest_for(topic: &str, seconds: u64) -> String {
 }
 
 fn series(topic: &str, window_s: u32) -> Vec<Bar> {
-    common::read_topic(topic, 1, Duration::from_secs(30))
+    support::read_topic(topic, 1, Duration::from_secs(30))
         .into_iter()
         .filter_map(|r| r.bar.ok())
         .filter(|b| b.window_s == window_s)
@@ -39,7 +39,7 @@ fn series(topic: &str, window_s: u32) -> Vec<Bar> {
 
 #[test]
 fn a_restarted_ingest_continues_open_bars_and_seq() {
-    let topic = common::fresh_topic("it-restart");
+    let topic = support::fresh_topic("it-restart");
     let first_log = ingest_for(&topic, 3);
     assert!(first_log.contains("0 unflushed"), "SIGTERM flushes the producer: {first_log}");
     let before = series(&topic, 86_400);
@@ -72,7 +72,7 @@ fn sigterm_closes_websockets_with_1001() {
     let server = Server::start(&["serve", "--mock-mints", "1", "--mock-rate", "50"]);
     let mut ws = server.ws("/ws");
     assert_eq!(command(&mut ws, "sub-1s")["type"], "subscribed");
-    Command::new("kill").args(["-TERM", &server.child.id().to_string()]).status().unwrap();
+    Command::new("kill").args(["-TERM", &server.pid().to_string()]).status().unwrap();
     let frames = collect(&mut ws, Duration::from_secs(10));
     assert!(matches!(frames.last(), Some(Frame::Closed(Some(1001)))), "{:?}", frames.last());
     // Stopped accepting: a new connection is refused soon after.

@@ -7,7 +7,6 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step is a failed test
 
-mod common;
 mod support;
 
 use std::collections::{BTreeMap, BTreeSet};
@@ -41,7 +40,7 @@ fn assert_no_gaps(bars: &[Bar], who: &str) {
 }
 
 fn ingest(topic: &str, shard: u32) -> Child {
-    let brokers = common::brokers();
+    let brokers = support::brokers();
     let (mints, rate, seed, mint_shard) = (MINTS.to_string(), RATE.to_string(), SEED.to_string(), format!("{shard}/2"));
     let args = [
         "ingest",
@@ -65,11 +64,11 @@ fn ingest(topic: &str, shard: u32) -> Child {
 }
 
 fn gateway(topic: &str, name: &str) -> (Child, u16) {
-    let port = common::free_port();
-    let (brokers, listen) = (common::brokers(), format!("127.0.0.1:{port}"));
+    let port = support::free_port();
+    let (brokers, listen) = (support::brokers(), format!("127.0.0.1:{port}"));
     let args = ["gateway", "--brokers", &brokers, "--topic", topic, "--listen", &listen];
     let mut child = Child::spawn(name, &args, support::log_path(topic, name), false);
-    support::wait_healthy(&mut child, port, Duration::from_secs(30));
+    support::await_healthy(&mut child, port, Duration::from_secs(30));
     (child, port)
 }
 
@@ -80,8 +79,8 @@ fn two_ingest_shards_and_two_gateways_share_one_topic() {
     let owner: BTreeMap<Pubkey, u32> = mints.iter().map(|m| (*m, shard_for(m, 2))).collect();
     let owned = |shard: u32| owner.values().filter(|&&s| s == shard).count();
     assert_eq!((owned(0), owned(1)), (3, 3), "seed {SEED} splits the mints evenly");
-    let topic = common::fresh_topic("it-scale");
-    support::create_topic(&common::brokers(), &topic, WINDOWS as i32);
+    let topic = support::fresh_topic("it-scale");
+    support::create_topic(&support::brokers(), &topic, WINDOWS as i32).expect("create the topic");
 
     let mut ingests = [ingest(&topic, 0), ingest(&topic, 1)];
     let (mut gw_a, port_a) = gateway(&topic, "gateway-a");
@@ -89,7 +88,7 @@ fn two_ingest_shards_and_two_gateways_share_one_topic() {
     let mut clients = Vec::new();
     for port in [port_a, port_b] {
         let mut ws = support::ws(port, "/ws");
-        assert_eq!(common::command(&mut ws, "sub-1s")["type"], "subscribed");
+        assert_eq!(support::command(&mut ws, "sub-1s")["type"], "subscribed");
         clients.push(Recorder::start(ws));
     }
     std::thread::sleep(RECORD);
@@ -132,7 +131,7 @@ fn two_ingest_shards_and_two_gateways_share_one_topic() {
         assert!(support::count_after(&report, "other shard").unwrap() > 0, "ingest {shard} skipped the other half");
         assert_eq!(support::count_before(&report, "unflushed"), Some(0), "{report}");
     }
-    let messages = support::read_all(&common::brokers(), &topic, Duration::from_secs(60));
+    let messages = support::read_all(&support::brokers(), &topic, Duration::from_secs(60));
     let mut per_series: BTreeMap<(Pubkey, u32), Vec<u64>> = BTreeMap::new();
     let mut per_shard = [0u64; 2];
     for m in &messages {

@@ -3,13 +3,13 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step is a failed test
 
-mod common;
+mod support;
 
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
-use common::{Server, assert_no_gaps, bars, collect, command};
 use klinecast::codec::bar::Bar;
+use support::{Server, assert_no_gaps, bars, collect, command};
 
 #[test]
 fn push_1s_conflates_to_one_update_per_second_plus_every_close() {
@@ -46,7 +46,7 @@ fn push_1s_conflates_to_one_update_per_second_plus_every_close() {
     assert!(closes.len() >= 6, "{} closes", closes.len());
     let first = closes[0].0;
     let last = closes.last().unwrap().0;
-    let in_kafka: Vec<(i64, [u8; 32])> = common::read_topic(&server.topic, 1, Duration::from_secs(30))
+    let in_kafka: Vec<(i64, [u8; 32])> = support::read_topic(&server.topic, 1, Duration::from_secs(30))
         .into_iter()
         .filter_map(|r| r.bar.ok())
         .filter(|b| b.window_s == 1 && b.closed && b.open_time_s > first && b.open_time_s < last)
@@ -96,7 +96,7 @@ fn a_client_that_never_reads_is_capped_and_closed_while_others_stay_on_time() {
         "--max-outbound-bytes",
         &cap.to_string(),
     ]);
-    let stuck = common::stuck_client(server.port, "sub-1s");
+    let stuck = support::stuck_client(server.port, "sub-1s");
     let mut good = server.ws("/ws");
     command(&mut good, "sub-1m");
     let deadline = Instant::now() + Duration::from_secs(40);
@@ -123,7 +123,7 @@ fn a_client_that_never_reads_is_capped_and_closed_while_others_stay_on_time() {
 fn api_klines_equals_the_closing_updates_in_kafka_also_after_a_restart() {
     let server = Server::start(&["serve", "--fanout", "shared", "--mock-mints", "2", "--mock-rate", "200"]);
     std::thread::sleep(Duration::from_secs(6));
-    let mints: serde_json::Value = serde_json::from_str(common::body(&server.get("/api/mints"))).unwrap();
+    let mints: serde_json::Value = serde_json::from_str(support::body(&server.get("/api/mints"))).unwrap();
     assert_eq!(mints.as_array().map(Vec::len), Some(2), "{mints}");
     let mint = mints[0]["mint"].as_str().unwrap().to_owned();
     let api = |server: &Server| -> Vec<(i64, f64, f64, f64, f64, u64)> {
@@ -135,7 +135,7 @@ fn api_klines_equals_the_closing_updates_in_kafka_also_after_a_restart() {
             text = server.get(&format!("/api/klines?window=1s&mint={mint}&limit=1000"));
         }
         assert!(text.starts_with("HTTP/1.1 200"), "{text}");
-        let bars: Vec<serde_json::Value> = serde_json::from_str(common::body(&text)).unwrap();
+        let bars: Vec<serde_json::Value> = serde_json::from_str(support::body(&text)).unwrap();
         bars.iter()
             .map(|b| {
                 let f = |k: &str| b[k].as_f64().unwrap();
@@ -152,7 +152,7 @@ fn api_klines_equals_the_closing_updates_in_kafka_also_after_a_restart() {
     };
     let topic = server.topic.clone();
     let kafka = |until: i64| -> Vec<(i64, f64, f64, f64, f64, u64)> {
-        common::read_topic(&topic, 1, Duration::from_secs(30))
+        support::read_topic(&topic, 1, Duration::from_secs(30))
             .into_iter()
             .filter_map(|r| r.bar.ok())
             .filter(|b| b.window_s == 1 && b.closed && bs58::encode(b.mint).into_string() == mint)

@@ -8,7 +8,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step is a failed test
 
-mod common;
+mod support;
 
 use std::collections::BTreeMap;
 use std::io::Write;
@@ -294,7 +294,7 @@ fn expected_trades(pools: &Pools) -> (Vec<Expected>, usize) {
 fn run_ingest(file: &std::path::Path, topic: &str, extra: &[&str]) -> String {
     let output = Command::new(env!("CARGO_BIN_EXE_klinecast"))
         .args(["ingest", "--source", "replay", "--replay-file", file.to_str().unwrap()])
-        .args(["--brokers", &common::brokers(), "--topic", topic, "--windows", "1h"])
+        .args(["--brokers", &support::brokers(), "--topic", topic, "--windows", "1h"])
         .args(extra)
         .env("KLINECAST_LOG", "info")
         .output()
@@ -307,7 +307,7 @@ fn run_ingest(file: &std::path::Path, topic: &str, extra: &[&str]) -> String {
 /// Closing bars in the topic, by mint.
 fn closing_bars(topic: &str, min: usize) -> BTreeMap<[u8; 32], Vec<Bar>> {
     let mut by_mint: BTreeMap<[u8; 32], Vec<Bar>> = BTreeMap::new();
-    for record in common::read_topic(topic, min, Duration::from_secs(60)) {
+    for record in support::read_topic(topic, min, Duration::from_secs(60)) {
         let bar = record.bar.unwrap();
         if bar.closed {
             by_mint.entry(bar.mint).or_default().push(bar);
@@ -351,7 +351,7 @@ fn a_replay_of_every_recorded_event_gives_bars_in_each_coins_quote() {
     expected.sort_by_key(|t| t.ts);
     assert!(unknown_pool > 0, "some PumpSwap events' pools no recorded message shows");
 
-    let topic = common::fresh_topic("it-fixtures");
+    let topic = support::fresh_topic("it-fixtures");
     let stderr = run_ingest(file.path(), &topic, &[]);
     assert!(stderr.contains(&format!("unknown pool {unknown_pool}")), "{stderr}");
     assert!(stderr.contains("rejected 0 "), "every recorded event decodes: {stderr}");
@@ -426,7 +426,7 @@ fn the_recorded_rpc_messages_replay_with_program_attribution() {
     }
     file.flush().unwrap();
     assert_eq!(want_trades, 6, "one trade in each recorded transaction");
-    let topic = common::fresh_topic("it-rpc-replay");
+    let topic = support::fresh_topic("it-rpc-replay");
     let stderr = run_ingest(file.path(), &topic, &[]);
     assert!(stderr.contains("6 transactions (0 failed, skipped; 0 truncated logs; "), "{stderr}");
     assert!(stderr.contains("rejected 0 "), "{stderr}");
@@ -496,10 +496,10 @@ fn a_coin_that_graduates_goes_on_in_one_series_on_pumpswap() {
         writeln!(file, "Program data: {}", STANDARD.encode(r)).unwrap();
     }
     file.flush().unwrap();
-    let topic = common::fresh_topic("it-graduation");
+    let topic = support::fresh_topic("it-graduation");
     let output = Command::new(env!("CARGO_BIN_EXE_klinecast"))
         .args(["ingest", "--source", "replay", "--replay-file", file.path().to_str().unwrap()])
-        .args(["--brokers", &common::brokers(), "--topic", &topic, "--windows", "1s,1m"])
+        .args(["--brokers", &support::brokers(), "--topic", &topic, "--windows", "1s,1m"])
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&output.stderr);
@@ -507,7 +507,7 @@ fn a_coin_that_graduates_goes_on_in_one_series_on_pumpswap() {
     assert!(stderr.contains("not trades 2"), "the completion and the migration teach, not trade: {stderr}");
     assert!(stderr.contains("unknown pool 0"), "{stderr}");
 
-    let records = common::read_topic(&topic, 8 * 2, Duration::from_secs(60));
+    let records = support::read_topic(&topic, 8 * 2, Duration::from_secs(60));
     let bars: Vec<Bar> = records.into_iter().map(|r| r.bar.unwrap()).filter(|b| b.mint == coin).collect();
     for window in [1, 60] {
         let series: Vec<&Bar> = bars.iter().filter(|b| b.window_s == window).collect();

@@ -7,7 +7,7 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step is a failed test
 
-mod common;
+mod support;
 mod fake_rpc;
 
 use std::collections::BTreeMap;
@@ -49,14 +49,14 @@ impl Ingest {
 
     /// As [`Ingest::start`], trusting `ca` for TLS to the node.
     fn start_trusting(node: &FakeNode, topic: &str, extra: &[&str], ca: Option<std::path::PathBuf>) -> Self {
-        let metrics_port = common::free_port();
+        let metrics_port = support::free_port();
         let log = tempfile::NamedTempFile::new().unwrap();
         let mut args: Vec<String> = ["ingest", "--source", "solana", "--windows", "1s,5s"].map(String::from).to_vec();
         args.extend([
             "--rpc-url".into(),
             node.http_url(),
             "--brokers".into(),
-            common::brokers(),
+            support::brokers(),
             "--topic".into(),
             topic.into(),
         ]);
@@ -215,7 +215,7 @@ fn reference(trades: &[Trade]) -> BTreeMap<Key, RefBar> {
 fn closing_bars(topic: &str, want: usize) -> Vec<Bar> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
-        let bars: Vec<Bar> = common::read_topic(topic, 1, Duration::from_secs(10))
+        let bars: Vec<Bar> = support::read_topic(topic, 1, Duration::from_secs(10))
             .into_iter()
             .map(|r| r.bar.unwrap_or_else(|e| panic!("undecodable bar: {e}")))
             .collect();
@@ -387,7 +387,7 @@ fn subscribed(node: &FakeNode, n: usize) -> bool {
 #[test]
 fn a_dropped_stream_is_backfilled_and_every_bar_equals_the_reference() {
     let node = FakeNode::plain();
-    let topic = common::fresh_topic("it-solana-drop");
+    let topic = support::fresh_topic("it-solana-drop");
     let mut feed = Feed::new(&node, 3);
     let ingest = Ingest::start(&node, &topic, &[]);
     assert!(subscribed(&node, 1), "{}", ingest.log());
@@ -425,7 +425,7 @@ fn a_dropped_stream_is_backfilled_and_every_bar_equals_the_reference() {
 #[test]
 fn a_stale_stream_is_found_and_replaced() {
     let node = FakeNode::plain();
-    let topic = common::fresh_topic("it-solana-stale");
+    let topic = support::fresh_topic("it-solana-stale");
     let mut feed = Feed::new(&node, 1);
     let ingest = Ingest::start(&node, &topic, &["--rpc-stale-after", "2s", "--rpc-ping-interval", "500ms"]);
     assert!(subscribed(&node, 1), "{}", ingest.log());
@@ -445,7 +445,7 @@ fn a_stale_stream_is_found_and_replaced() {
 #[test]
 fn an_rpc_that_answers_429_is_backed_off_not_hammered() {
     let node = FakeNode::plain();
-    let topic = common::fresh_topic("it-solana-429");
+    let topic = support::fresh_topic("it-solana-429");
     let mut feed = Feed::new(&node, 2);
     let ingest = Ingest::start(&node, &topic, &["--rpc-rps", "5"]);
     assert!(subscribed(&node, 1), "{}", ingest.log());
@@ -486,7 +486,7 @@ fn an_rpc_that_answers_429_is_backed_off_not_hammered() {
 #[test]
 fn ingest_killed_mid_stream_and_restarted_ends_with_the_same_bars() {
     let node = FakeNode::plain();
-    let topic = common::fresh_topic("it-solana-crash");
+    let topic = support::fresh_topic("it-solana-crash");
     let mut feed = Feed::new(&node, 3);
     let first = Ingest::start(&node, &topic, &[]);
     assert!(subscribed(&node, 1), "{}", first.log());
@@ -515,7 +515,7 @@ fn ingest_killed_mid_stream_and_restarted_ends_with_the_same_bars() {
 #[test]
 fn bad_input_from_the_node_is_counted_and_skipped() {
     let node = FakeNode::plain();
-    let topic = common::fresh_topic("it-solana-bad");
+    let topic = support::fresh_topic("it-solana-bad");
     let mut feed = Feed::new(&node, 1);
     let ingest = Ingest::start(&node, &topic, &[]);
     assert!(subscribed(&node, 1), "{}", ingest.log());
@@ -560,7 +560,7 @@ fn bad_input_from_the_node_is_counted_and_skipped() {
 #[test]
 fn wss_and_https_work_and_a_wrong_ca_is_reported() {
     let node = FakeNode::start(NodeOptions { tls: true, ..NodeOptions::default() });
-    let topic = common::fresh_topic("it-solana-tls");
+    let topic = support::fresh_topic("it-solana-tls");
     let mut feed = Feed::new(&node, 1);
     let ingest = Ingest::start(&node, &topic, &[]);
     assert!(subscribed(&node, 1), "{}", ingest.log());
@@ -576,7 +576,7 @@ fn wss_and_https_work_and_a_wrong_ca_is_reported() {
     drop(ingest);
     // Trusting another CA: no connection, and /healthz says why.
     let other = node.other_ca_pem_path().unwrap();
-    let bad = Ingest::start_trusting(&node, &common::fresh_topic("it-solana-badca"), &[], Some(other));
+    let bad = Ingest::start_trusting(&node, &support::fresh_topic("it-solana-badca"), &[], Some(other));
     assert!(fake_rpc::wait_until(WAIT, || bad.get("/healthz").contains("TLS")), "{}", bad.get("/healthz"));
     assert!(bad.get("/healthz").starts_with("HTTP/1.1 503"));
 }

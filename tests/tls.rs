@@ -16,14 +16,17 @@
 //! 2. `klinecast tail` over SASL_SSL with SCRAM-SHA-512, configured through
 //!    `KLINECAST_KAFKA_CONFIG` as the operations guide shows, prints exactly
 //!    the closing 1 s bars a plaintext reader finds in the topic.
-//! 3. Misconfigurations end each role with exit code 1 and librdkafka's
-//!    reason within seconds instead of hanging: a CA that did not sign the
-//!    broker's certificate, plaintext against the TLS listener, TLS against
-//!    the plaintext listener, a wrong SCRAM password.
+//! 3. Misconfigurations end each role with exit code 1 within seconds
+//!    instead of hanging, with the error class "not reachable: security
+//!    settings" and its hint: a CA that did not sign the broker's
+//!    certificate, plaintext against the TLS listener, TLS against the
+//!    plaintext listener, a wrong SCRAM password. The test asserts on these
+//!    stable facts, not on librdkafka's reason: its wording for the same
+//!    failure varies between runs ("SSL handshake failed" one time, "SSL
+//!    connection closed by peer" the next).
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step is a failed test
 
-mod common;
 mod support;
 
 use std::path::{Path, PathBuf};
@@ -31,6 +34,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use klinecast::codec::bar;
+use klinecast::kafka::Unreachable;
 use support::{Broker, BrokerSetup, Child};
 
 /// The SCRAM user the broker is formatted with.
@@ -38,7 +42,7 @@ const SCRAM_USER: &str = "klinecast";
 const SCRAM_PASSWORD: &str = "s3cret";
 
 /// Longest a misconfigured process may take to give up. It fails after
-/// klinecast's metadata time-out (5 s, `sink::topic::METADATA_TIMEOUT`);
+/// klinecast's metadata time-out (5 s, `kafka::topic::METADATA_TIMEOUT`);
 /// the rest is process start-up on a loaded machine. A process that hangs
 /// never ends, so any bound this size tells the two apart.
 const GIVE_UP_BOUND: Duration = Duration::from_secs(30);
@@ -135,8 +139,8 @@ fn bars_flow_over_tls_and_sasl_ssl_and_misconfigurations_fail_clearly() {
     let ssl = format!("127.0.0.1:{}", broker.extra_ports[0]);
     let sasl_ssl = format!("127.0.0.1:{}", broker.extra_ports[1]);
     let broker_up_s = started.elapsed().as_secs_f64();
-    let topic = common::fresh_topic("it-tls");
-    support::create_topic(&plain, &topic, 4);
+    let topic = support::fresh_topic("it-tls");
+    support::create_topic(&plain, &topic, 4).expect("create the topic");
 
     let ws_closing = serve_over_tls(&pki, &ssl, &topic);
     let tailed = tail_over_sasl_ssl(&pki, &sasl_ssl, &plain, &topic);
@@ -156,7 +160,7 @@ fn bars_flow_over_tls_and_sasl_ssl_and_misconfigurations_fail_clearly() {
 /// Step 1: `serve` over the SSL listener; returns the closing bars its
 /// WebSocket client got.
 fn serve_over_tls(pki: &Pki, ssl: &str, topic: &str) -> Vec<Closing> {
-    let port = common::free_port();
+    let port = support::free_port();
     let (listen, ca) = (format!("127.0.0.1:{port}"), format!("ssl.ca.location={}", pki.ca().display()));
     #[rustfmt::skip]
     let args = [
@@ -165,12 +169,12 @@ fn serve_over_tls(pki: &Pki, ssl: &str, topic: &str) -> Vec<Closing> {
         "--fanout", "per-client", "--mock-mints", "2", "--mock-rate", "200",
     ];
     let mut serve = Child::spawn("serve", &args, support::log_path(topic, "serve"), false);
-    support::wait_healthy(&mut serve, port, Duration::from_secs(60));
+    support::await_healthy(&mut serve, port, Duration::from_secs(60));
     let health = support::http_get(port, "/healthz");
     assert!(health.contains(r#""partitions":4"#), "health over TLS: {health}");
 
     let mut ws = support::ws(port, "/ws");
-    assert_eq!(common::command(&mut ws, "sub-1s")["type"], "subscribed");
+    assert_eq!(support::command(&mut ws, "sub-1s")["type"], "subscribed");
     let recorder = support::Recorder::start(ws);
     // Two mints close a 1 s bar each per second: wait for a few of each.
     let deadline = Instant::now() + Duration::from_secs(30);
@@ -188,7 +192,7 @@ fn serve_over_tls(pki: &Pki, ssl: &str, topic: &str) -> Vec<Closing> {
         support::bar_frames(&recording).iter().map(|(_, b)| bar::access(b).expect("valid bar").to_bar()).collect();
     assert!(bars.iter().all(|b| b.window_s == 1));
     // Per-client mode forwards every Kafka message: no update missing.
-    common::assert_no_gaps(&bars);
+    support::assert_no_gaps(&bars);
 
     let status = serve.terminate(Duration::from_secs(40)).expect("serve stops on SIGTERM");
     assert!(status.success(), "serve over TLS exited with {status}: {}", serve.log_text());
@@ -240,20 +244,20 @@ fn tail_over_sasl_ssl(pki: &Pki, sasl_ssl: &str, plain: &str, topic: &str) -> Ve
     tailed
 }
 
-/// A misconfigured process and what its error must say.
+/// A misconfigured process.
 struct Misconfigured<'a> {
     what: &'static str,
     args: Vec<&'a str>,
     /// The bootstrap address the error names.
     brokers: &'a str,
-    needles: &'static [&'static str],
 }
 
-/// Step 3: each role, misconfigured, exits 1 with the reason.
+/// Step 3: each role, misconfigured, exits 1 naming the brokers and the
+/// security class of failure with its hint.
 fn misconfigurations_fail_clearly(pki: &Pki, plain: &str, ssl: &str, sasl_ssl: &str, topic: &str) {
     let wrong_ca = format!("ssl.ca.location={}", pki.other_ca().display());
     let right_ca = format!("ssl.ca.location={}", pki.ca().display());
-    let listen = format!("127.0.0.1:{}", common::free_port());
+    let listen = format!("127.0.0.1:{}", support::free_port());
     let wrong_password = format!(
         "security.protocol=SASL_SSL,sasl.mechanisms=SCRAM-SHA-512,sasl.username={SCRAM_USER},\
          sasl.password=not-{SCRAM_PASSWORD},{right_ca}"
@@ -264,25 +268,21 @@ fn misconfigurations_fail_clearly(pki: &Pki, plain: &str, ssl: &str, sasl_ssl: &
             what: "ingest, TLS with a CA that did not sign the broker's certificate",
             args: vec!["ingest", "--kafka-config", "security.protocol=ssl", "--kafka-config", &wrong_ca],
             brokers: ssl,
-            needles: &["certificate verify failed", "ssl.ca.location (the CA that signed"],
         },
         Misconfigured {
             what: "gateway, plaintext against the TLS listener",
             args: vec!["gateway", "--listen", &listen],
             brokers: ssl,
-            needles: &["Disconnected", "state APIVERSION_QUERY", "a TLS listener drops a plaintext client"],
         },
         Misconfigured {
             what: "tail, TLS against the plaintext listener",
             args: vec!["tail", "--kafka-config", "security.protocol=ssl", "--kafka-config", &right_ca],
             brokers: plain,
-            needles: &["SSL handshake failed", "security.protocol"],
         },
         Misconfigured {
             what: "ingest, SASL_SSL with a wrong password",
             args: vec!["ingest", "--kafka-config", &wrong_password],
             brokers: sasl_ssl,
-            needles: &["Authentication failed", "SCRAM-SHA-512", "sasl.password"],
         },
     ];
     // All at once: each waits out the same time-out.
@@ -309,9 +309,15 @@ fn misconfigurations_fail_clearly(pki: &Pki, plain: &str, ssl: &str, sasl_ssl: &
         let error = log.lines().skip_while(|l| !l.starts_with("error: ")).collect::<Vec<_>>().join("\n");
         let expected = format!("error: Kafka is not reachable at {}: ", case.brokers);
         assert!(error.starts_with(&expected), "{}: {log}", case.what);
-        for needle in case.needles {
-            assert!(error.contains(needle), "{}: no {needle:?} in {error}", case.what);
-        }
+        // librdkafka's reason sits between the two: present, in its own words.
+        let reason = error[expected.len()..].lines().next().unwrap_or_default();
+        assert!(!reason.trim().is_empty(), "{}: no reason in {error}", case.what);
+        assert!(
+            error.contains(Unreachable::Security.hint()),
+            "{}: not classed as a security failure: {error}",
+            case.what
+        );
+        assert!(!error.contains(Unreachable::NoBroker.hint()), "{}: {error}", case.what);
         eprintln!("{}: exit 1 after {:.1} s:\n{error}", case.what, started.elapsed().as_secs_f64());
     }
 }

@@ -1,9 +1,11 @@
-//! Processes the load benchmarks (`latency`, `fanout`) start and watch:
-//! klinecast servers, `klinecast-loadgen` and Kafka's own tools.
+//! Processes the load benchmarks (`latency`, `fanout`, `peer`) start and
+//! watch: klinecast servers, `klinecast-loadgen`, Kafka's own tools, and
+//! what `/proc` says about them. Starting, stopping, HTTP and topics are
+//! the tests' helpers (`tests/support`), shared with the benchmarks.
 //!
 //! Bounds: every process runs under `timeout(1)` with a hard time limit, so
 //! it ends by itself even if the benchmark dies; its handle stops it
-//! (SIGTERM, then SIGKILL after [`STOP_GRACE`]) when dropped. Servers listen
+//! (SIGTERM, then SIGKILL after a grace) when dropped. Servers listen
 //! on 127.0.0.1 only, on a port free at start, with a fresh topic that is
 //! deleted afterwards. Nothing here needs more than one process's worth of
 //! open files.
@@ -14,29 +16,22 @@
 use std::collections::{BTreeMap, HashSet};
 use std::error::Error;
 use std::fs;
-use std::io::{Read, Write};
-use std::net::{Ipv4Addr, SocketAddr, TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use klinecast::sink::KafkaConfig;
-use rdkafka::admin::{AdminClient, AdminOptions};
-use rdkafka::client::DefaultClientContext;
-use rdkafka::util::Timeout;
+use crate::support::net;
+use crate::support::process::{Child, Spec};
 
 /// The result type of everything here.
 pub type Res<T> = Result<T, Box<dyn Error>>;
 
 /// The `klinecast` binary cargo built for this benchmark (release profile
 /// under `cargo bench`).
-pub const KLINECAST: &str = env!("CARGO_BIN_EXE_klinecast");
+pub use crate::support::process::KLINECAST;
 /// The load generator built with it.
 pub const LOADGEN: &str = env!("CARGO_BIN_EXE_klinecast-loadgen");
 /// Broker unless `KLINECAST_BENCH_BROKERS` says otherwise.
 pub const DEFAULT_BROKERS: &str = "127.0.0.1:9092";
-/// Time a stopped process gets between SIGTERM and SIGKILL.
-pub const STOP_GRACE: Duration = Duration::from_secs(15);
 /// Extra time `timeout(1)` allows beyond a process's planned run.
 const LIMIT_SLACK: Duration = Duration::from_secs(120);
 /// Longest time spent scraping the processes behind one port.
@@ -69,138 +64,26 @@ pub fn env_or<T: std::str::FromStr>(name: &str, default: T) -> Res<T> {
     }
 }
 
-/// A port on 127.0.0.1 that was free a moment ago.
-pub fn free_port() -> Res<u16> {
-    Ok(TcpListener::bind((Ipv4Addr::LOCALHOST, 0))?.local_addr()?.port())
-}
-
-/// A started process, stopped when dropped.
-pub struct Spawned {
-    /// Name for logs and errors.
-    pub name: String,
-    /// The `timeout(1)` wrapper.
-    wrapper: Child,
-    /// The program itself (the wrapper's child): the pid to sample.
-    pub pid: u32,
-    /// Its stdout and stderr.
-    pub log: PathBuf,
-    /// Exit status, once reaped.
-    status: Option<ExitStatus>,
-}
-
-impl Spawned {
-    /// Starts `program args` under `timeout` with a limit of `planned` plus
-    /// slack; stdout and stderr go to `log`. `env` is added to the
-    /// environment.
-    pub fn start(
-        name: &str,
-        program: &str,
-        args: &[String],
-        env: &[(&str, &str)],
-        planned: Duration,
-        log: &Path,
-    ) -> Res<Self> {
-        let out = fs::File::create(log)?;
-        let err = out.try_clone()?;
-        let limit = (planned + LIMIT_SLACK).as_secs().to_string() + "s";
-        let mut command = Command::new("timeout");
-        command.args(["-k", "10s", &limit, program]).args(args).stdin(Stdio::null()).stdout(out).stderr(err);
-        for (key, value) in env {
-            command.env(key, value);
-        }
-        let wrapper = command.spawn().map_err(|e| format!("{name}: cannot start timeout(1) {program}: {e}"))?;
-        let mut spawned = Self { name: name.to_owned(), pid: wrapper.id(), wrapper, log: log.to_owned(), status: None };
-        spawned.pid = spawned.find_child()?;
-        Ok(spawned)
-    }
-
-    /// The wrapper's child, from `/proc/<pid>/task/<pid>/children`.
-    fn find_child(&mut self) -> Res<u32> {
-        let wrapper = self.wrapper.id();
-        let path = format!("/proc/{wrapper}/task/{wrapper}/children");
-        let started = Instant::now();
-        while started.elapsed() < Duration::from_secs(5) {
-            if let Ok(text) = fs::read_to_string(&path)
-                && let Some(pid) = text.split_whitespace().next().and_then(|p| p.parse().ok())
-            {
-                return Ok(pid);
-            }
-            if let Some(status) = self.wrapper.try_wait()? {
-                return Err(format!("{} exited at once ({status}); see {}", self.name, self.log.display()).into());
-            }
-            std::thread::sleep(Duration::from_millis(5));
-        }
-        Err(format!("{}: no child process under timeout(1)", self.name).into())
-    }
-
-    /// Whether the process still runs.
-    pub fn running(&mut self) -> bool {
-        if self.status.is_some() {
-            return false;
-        }
-        match self.wrapper.try_wait() {
-            Ok(Some(status)) => {
-                self.status = Some(status);
-                false
-            }
-            Ok(None) => true,
-            Err(_) => false,
-        }
-    }
-
-    /// Waits up to `limit` for the process to end by itself; stops it if
-    /// it does not. Returns whether it ended by itself with success.
-    pub fn wait_exit(&mut self, limit: Duration) -> bool {
-        let started = Instant::now();
-        while self.running() && started.elapsed() < limit {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        if self.running() {
-            eprintln!("{}: still running after {limit:?}; stopping it", self.name);
-            self.stop();
-            return false;
-        }
-        self.status.is_some_and(|s| s.success())
-    }
-
-    /// SIGTERM (forwarded by `timeout`), then SIGKILL after [`STOP_GRACE`].
-    pub fn stop(&mut self) {
-        if !self.running() {
-            return;
-        }
-        signal(self.wrapper.id(), "TERM");
-        let started = Instant::now();
-        while self.running() && started.elapsed() < STOP_GRACE {
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        if self.running() {
-            eprintln!("{}: no exit {STOP_GRACE:?} after SIGTERM; SIGKILL", self.name);
-            signal(self.pid, "KILL");
-            let _ = self.wrapper.kill();
-            if let Ok(status) = self.wrapper.wait() {
-                self.status = Some(status);
-            }
-        }
-    }
-
-    /// The tail of the process's log, for error messages.
-    pub fn log_tail(&self) -> String {
-        let text = fs::read_to_string(&self.log).unwrap_or_default();
-        let lines: Vec<&str> = text.lines().collect();
-        lines[lines.len().saturating_sub(15)..].join("\n")
-    }
-}
-
-impl Drop for Spawned {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
-
-/// Sends `SIG<name>` to `pid` with kill(1) (the benchmarks link no libc
-/// bindings).
-fn signal(pid: u32, name: &str) {
-    let _ = Command::new("kill").arg(format!("-{name}")).arg(pid.to_string()).stderr(Stdio::null()).status();
+/// Starts `program args` under `timeout(1)` with a limit of `planned` plus
+/// slack; stdout and stderr go to `log`, `env` is added to the environment.
+pub fn spawn(
+    name: &str,
+    program: &str,
+    args: &[String],
+    env: &[(&str, &str)],
+    planned: Duration,
+    log: &Path,
+) -> Res<Child> {
+    let spec = Spec {
+        name,
+        program,
+        args: args.to_vec(),
+        env: env.to_vec(),
+        log: log.to_owned(),
+        piped_stdin: false,
+        limit: Some(planned + LIMIT_SLACK),
+    };
+    Ok(Child::start(spec)?)
 }
 
 /// What `/proc/<pid>` says about a process at one moment.
@@ -218,6 +101,8 @@ pub struct ProcSample {
     pub fds: u64,
     /// User + system CPU seconds so far, all threads.
     pub cpu_s: f64,
+    /// The user-space part of it.
+    pub user_cpu_s: f64,
 }
 
 impl ProcSample {
@@ -242,6 +127,7 @@ impl ProcSample {
             threads: field("Threads:"),
             fds,
             cpu_s: cpu_s_of_stat(&stat),
+            user_cpu_s: user_cpu_s_of_stat(&stat),
         })
     }
 
@@ -254,6 +140,7 @@ impl ProcSample {
             threads: a.threads + s.threads,
             fds: a.fds + s.fds,
             cpu_s: a.cpu_s + s.cpu_s,
+            user_cpu_s: a.user_cpu_s + s.user_cpu_s,
         })
     }
 }
@@ -264,6 +151,12 @@ pub fn cpu_s_of_stat(stat: &str) -> f64 {
     // 11 and 12 are utime and stime.
     let fields: Vec<&str> = stat.rsplit_once(')').map_or(vec![], |(_, rest)| rest.split_whitespace().collect());
     fields.iter().skip(11).take(2).filter_map(|f| f.parse::<f64>().ok()).sum::<f64>() / TICKS_PER_S
+}
+
+/// utime of a `/proc/<pid>/stat` line, in seconds.
+pub fn user_cpu_s_of_stat(stat: &str) -> f64 {
+    let fields: Vec<&str> = stat.rsplit_once(')').map_or(vec![], |(_, rest)| rest.split_whitespace().collect());
+    fields.get(11).and_then(|f| f.parse::<f64>().ok()).unwrap_or(0.0) / TICKS_PER_S
 }
 
 /// Kernel TCP memory in use, KiB (`/proc/net/sockstat`, `TCP: ... mem N`
@@ -279,87 +172,6 @@ pub fn tcp_kernel_kib() -> u64 {
     pages * 4
 }
 
-/// One HTTP/1.1 GET to 127.0.0.1:`port`: (status, body).
-pub fn http_get(port: u16, path: &str, limit: Duration) -> Res<(u16, String)> {
-    let mut stream = TcpStream::connect_timeout(&SocketAddr::from((Ipv4Addr::LOCALHOST, port)), limit)?;
-    stream.set_read_timeout(Some(limit))?;
-    stream.set_write_timeout(Some(limit))?;
-    write!(stream, "GET {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nConnection: close\r\n\r\n")?;
-    let mut buf = Vec::new();
-    let mut chunk = [0u8; 16 * 1024];
-    loop {
-        let n = stream.read(&mut chunk)?;
-        if n == 0 {
-            break;
-        }
-        buf.extend_from_slice(&chunk[..n]);
-        if let Some((head, body)) = split_response(&buf)
-            && content_length(head).is_some_and(|len| body.len() >= len)
-        {
-            break;
-        }
-    }
-    let (head, body) = split_response(&buf).ok_or("no HTTP response head")?;
-    let status = head.split_whitespace().nth(1).and_then(|s| s.parse().ok()).ok_or("no HTTP status")?;
-    Ok((status, body.to_owned()))
-}
-
-fn split_response(buf: &[u8]) -> Option<(&str, &str)> {
-    let text = std::str::from_utf8(buf).ok()?;
-    text.split_once("\r\n\r\n")
-}
-
-fn content_length(head: &str) -> Option<usize> {
-    head.lines().find_map(|l| {
-        let (name, value) = l.split_once(':')?;
-        name.trim().eq_ignore_ascii_case("content-length").then(|| value.trim().parse().ok())?
-    })
-}
-
-/// Waits until `GET /healthz` answers 200 `times` times in a row (several
-/// processes may share the port), within `limit`.
-pub fn wait_healthy(port: u16, times: usize, limit: Duration) -> Res<()> {
-    let started = Instant::now();
-    let mut in_a_row = 0;
-    while started.elapsed() < limit {
-        match http_get(port, "/healthz", Duration::from_secs(1)) {
-            Ok((200, _)) => in_a_row += 1,
-            _ => {
-                in_a_row = 0;
-                std::thread::sleep(Duration::from_millis(200));
-            }
-        }
-        if in_a_row >= times {
-            return Ok(());
-        }
-    }
-    Err(format!("no healthy gateway on 127.0.0.1:{port} within {limit:?}").into())
-}
-
-/// The Prometheus text of `/metrics` as name → value.
-pub fn parse_metrics(text: &str) -> BTreeMap<String, f64> {
-    text.lines()
-        .filter(|l| !l.starts_with('#'))
-        .filter_map(|l| {
-            let (name, value) = l.split_once(' ')?;
-            Some((name.to_owned(), value.trim().parse().ok()?))
-        })
-        .collect()
-}
-
-/// `/metrics` of the gateway on `port`.
-pub fn metrics(port: u16) -> Res<BTreeMap<String, f64>> {
-    metrics_within(port, Duration::from_secs(5))
-}
-
-fn metrics_within(port: u16, limit: Duration) -> Res<BTreeMap<String, f64>> {
-    let (status, body) = http_get(port, "/metrics", limit)?;
-    if status != 200 {
-        return Err(format!("/metrics answered {status}").into());
-    }
-    Ok(parse_metrics(&body))
-}
-
 /// `/metrics` of each of `processes` gateway processes that share `port`
 /// (SO_REUSEPORT): the kernel picks a process per connection, so this
 /// scrapes up to `tries` times (at most [`SCRAPE_BUDGET`] in all) and tells
@@ -373,7 +185,7 @@ pub fn metrics_per_process(port: u16, processes: usize, tries: usize) -> Option<
         if seen.len() == processes || started.elapsed() > SCRAPE_BUDGET {
             break;
         }
-        let Ok(m) = metrics_within(port, Duration::from_secs(2)) else { continue };
+        let Ok(m) = net::metrics(port, Duration::from_secs(2)) else { continue };
         let key = |name: &str| m.get(name).copied().unwrap_or(0.0) as u64;
         let id = (key("klinecast_websockets"), key("klinecast_commands_total"));
         seen.insert(id, m);
@@ -412,37 +224,6 @@ pub fn wait_listening(pids: &[u32], port: u16, limit: Duration) -> Res<()> {
     Err(format!("not every gateway process listens on port {port} after {limit:?}").into())
 }
 
-/// Creates `topic` with `partitions` partitions (one per window, as
-/// klinecast lays it out) before a server starts, so the server never races
-/// the broker's leader election for a topic it just created.
-pub fn create_topic(brokers: &str, topic: &str, partitions: i32) -> Res<()> {
-    let config = KafkaConfig { brokers: brokers.to_owned(), topic: topic.to_owned(), overrides: vec![] };
-    klinecast::sink::topic::ensure_topic(&config, partitions)?;
-    std::thread::sleep(Duration::from_secs(1));
-    Ok(())
-}
-
-/// Deletes bench topics; failures are reported, not fatal.
-pub fn delete_topics(brokers: &str, topics: &[String]) {
-    if topics.is_empty() {
-        return;
-    }
-    if let Err(error) = try_delete_topics(brokers, topics) {
-        eprintln!("could not delete topics {topics:?}: {error}");
-    }
-}
-
-fn try_delete_topics(brokers: &str, topics: &[String]) -> Res<()> {
-    let config = KafkaConfig { brokers: brokers.to_owned(), topic: String::new(), overrides: vec![] };
-    let admin: AdminClient<DefaultClientContext> = config.admin().create()?;
-    let options = AdminOptions::new().operation_timeout(Some(Timeout::After(Duration::from_secs(10))));
-    let names: Vec<&str> = topics.iter().map(String::as_str).collect();
-    for result in futures_lite::future::block_on(admin.delete_topics(&names, &options))? {
-        result.map_err(|(name, code)| format!("{name}: {code}"))?;
-    }
-    Ok(())
-}
-
 /// A `klinecast-loadgen` run.
 #[derive(Debug, Clone)]
 pub struct LoadgenPlan {
@@ -462,6 +243,8 @@ pub struct LoadgenPlan {
     pub cores: String,
     /// `--expected-interval` (coordinated-omission correction), if any.
     pub expected_interval: Option<Duration>,
+    /// Further arguments (`--protocol`, `--format`).
+    pub extra_args: Vec<String>,
 }
 
 impl LoadgenPlan {
@@ -487,16 +270,17 @@ impl LoadgenPlan {
         if let Some(interval) = self.expected_interval {
             args.extend(["--expected-interval".into(), format!("{}us", interval.as_micros())]);
         }
+        args.extend(self.extra_args.iter().cloned());
         args.extend(["--summary".into(), summary.display().to_string()]);
         args
     }
 
     /// Starts it; the summary lands in `<logs>/<name>.json`.
-    pub fn start(&self, name: &str) -> Res<(Spawned, PathBuf)> {
+    pub fn start(&self, name: &str) -> Res<(Child, PathBuf)> {
         let dir = log_dir()?;
         let summary = dir.join(format!("{name}.json"));
         let _ = fs::remove_file(&summary);
-        let spawned = Spawned::start(
+        let spawned = spawn(
             name,
             LOADGEN,
             &self.args(&summary),
@@ -521,6 +305,9 @@ pub struct Progress {
     pub secs: f64,
     /// Clients connected so far.
     pub connected: u64,
+    /// Subscriptions acknowledged so far (0 from a loadgen that did not
+    /// print them).
+    pub subscribed: u64,
     /// Clients that could not connect so far.
     pub failed: u64,
     /// Clients whose connection the server closed so far.
@@ -559,6 +346,7 @@ pub fn parse_progress(line: &str) -> Option<Progress> {
     Some(Progress {
         secs: secs.trim().parse().ok()?,
         connected: after("connected")?,
+        subscribed: after("subscribed").unwrap_or(0),
         failed: after("failed")?,
         closed: after("closed")?,
         bars: after("bars")?,
@@ -605,16 +393,17 @@ fn quote(arg: &str) -> String {
 
 /// Checks the parsers on canned input (the smoke run of `cargo test`).
 pub fn smoke() -> Res<()> {
-    let line = "[  12s] connected 10 failed 0 closed 2 | bars 1234 (100/s) gaps 0 missing 0 invalid 0";
-    let want = Progress { secs: 12.0, connected: 10, failed: 0, closed: 2, bars: 1234, gaps: 0, missing: 0 };
+    let line = "[  12s] connected 10 subscribed 9 failed 0 closed 2 | bars 1234 (100/s) gaps 0 missing 0 invalid 0";
+    let want =
+        Progress { secs: 12.0, connected: 10, subscribed: 9, failed: 0, closed: 2, bars: 1234, gaps: 0, missing: 0 };
     if parse_progress(line) != Some(want) {
         return Err(format!("progress line misread: {:?}", parse_progress(line)).into());
     }
     let stat = "42 (klinecast gw) S 1 42 42 0 -1 4194560 100 0 0 0 250 50 0 0 20 0 3 0";
-    if (cpu_s_of_stat(stat) - 3.0).abs() > 1e-9 {
+    if (cpu_s_of_stat(stat) - 3.0).abs() > 1e-9 || (user_cpu_s_of_stat(stat) - 2.5).abs() > 1e-9 {
         return Err("stat line misread".into());
     }
-    let m = parse_metrics("# HELP x y\n# TYPE x counter\nklinecast_ws_frames_sent_total 17\n");
+    let m = net::parse_metrics("# HELP x y\n# TYPE x counter\nklinecast_ws_frames_sent_total 17\n");
     if m.get("klinecast_ws_frames_sent_total") != Some(&17.0) {
         return Err("metrics misread".into());
     }

@@ -16,8 +16,8 @@ use crate::codec::borsh::Pubkey;
 use crate::codec::json::parse_mint;
 use crate::gateway::{Fanout, GatewayConfig};
 use crate::ingest::{DEFAULT_MAX_POOLS, IngestConfig, MintShard};
-use crate::sink::KafkaConfig;
-use crate::sink::settings::parse_override;
+use crate::kafka::KafkaConfig;
+use crate::kafka::settings::parse_override;
 use crate::source::solana::{Commitment, SolanaConfig, ws_url_for};
 use crate::source::{MockConfig, ReplayConfig};
 

@@ -2,7 +2,7 @@
 //! payload librdkafka hands out (validated, zero-copy) and prints them.
 
 use std::io::{self, Write};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, UNIX_EPOCH};
 
 use clap::Args;
 use rdkafka::consumer::Consumer;
@@ -14,9 +14,9 @@ use super::KafkaArgs;
 use crate::aggregate::windows::{label, parse_window};
 use crate::codec::bar::{self, ArchivedBar};
 use crate::codec::json::{BarJson, parse_mint};
+use crate::kafka::topic::describe;
+use crate::kafka::{ConnectError, KafkaConfig, Reader, reader};
 use crate::runtime::Shutdown;
-use crate::sink::topic::{METADATA_TIMEOUT, describe};
-use crate::sink::{KafkaConfig, Reader, SinkError};
 
 /// Flags of `tail`.
 #[derive(Debug, Clone, Args)]
@@ -101,28 +101,24 @@ pub fn run(args: &TailArgs, shutdown: &Shutdown) -> anyhow::Result<()> {
 }
 
 fn connect(config: &KafkaConfig, args: &TailArgs) -> anyhow::Result<Reader> {
-    let group = format!("klinecast-tail-{}-{}", std::process::id(), now_ms());
-    let consumer: Reader = config.create_reader(&group).map_err(SinkError::Config)?;
-    let partitions = describe(config)?.ok_or_else(|| SinkError::Topic {
+    let consumer: Reader = config.create_reader(&reader::unique_group("tail")).map_err(ConnectError::Config)?;
+    let partitions = describe(config)?.ok_or_else(|| ConnectError::Topic {
         topic: config.topic.clone(),
         reason: "does not exist yet (it is created by `klinecast ingest` or `serve`)".into(),
     })?;
-    let start = match (args.from_beginning, args.from) {
-        (true, _) => Offset::Beginning,
-        (false, Some(ms)) => Offset::Offset(ms),
-        (false, None) => Offset::End,
-    };
     let mut list = TopicPartitionList::new();
-    for partition in 0..partitions {
-        list.add_partition_offset(&config.topic, partition, start)?;
-    }
-    if args.from.is_some() {
-        // Offset::Offset holds the timestamp here; Kafka turns it into the
-        // first offset at or after that time.
-        list = consumer.offsets_for_times(list, METADATA_TIMEOUT)?;
-        for element in list.clone().elements() {
-            if element.offset() == Offset::End || element.error().is_err() {
-                list.set_partition_offset(element.topic(), element.partition(), Offset::End)?;
+    match (args.from_beginning, args.from) {
+        (false, Some(ms)) => {
+            // Kafka turns the time into the first offset at or after it.
+            let since: Vec<(i32, Option<i64>)> = (0..partitions).map(|p| (p, Some(ms))).collect();
+            for span in reader::spans(&consumer, &config.topic, &since)? {
+                list.add_partition_offset(&config.topic, span.partition, Offset::Offset(span.start))?;
+            }
+        }
+        (from_beginning, _) => {
+            let start = if from_beginning { Offset::Beginning } else { Offset::End };
+            for partition in 0..partitions {
+                list.add_partition_offset(&config.topic, partition, start)?;
             }
         }
     }
@@ -169,10 +165,6 @@ fn parse_time_ms(text: &str) -> Result<i64, String> {
     let time = humantime::parse_rfc3339_weak(text.trim())
         .map_err(|e| format!("{e}: give unix seconds or RFC 3339 like 2026-11-26T10:00:00Z"))?;
     Ok(time.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64))
-}
-
-fn now_ms() -> u128 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis())
 }
 
 #[cfg(test)]

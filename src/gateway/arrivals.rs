@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use glommio::timer::sleep;
 
-use crate::sink::Reader;
+use crate::kafka::Reader;
 
 /// One shard's wake-up signal; clones share it.
 #[derive(Clone)]

@@ -5,7 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::aggregate::Windows;
-use crate::sink::KafkaConfig;
+use crate::kafka::KafkaConfig;
 
 /// How bars reach clients.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -4,7 +4,8 @@
 //! modes) and the mints seen (for `/api/mints`). At start it reads each
 //! partition back from a bounded look-back so a fresh gateway can serve
 //! history; those old messages fill the rings but are never pushed to
-//! clients as live updates.
+//! clients as live updates. Live bars go to whoever drains the feed
+//! ([`Feed::drain`]); the feed does not know the hub.
 
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
@@ -17,11 +18,12 @@ use rdkafka::message::{BorrowedMessage, Message as _};
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::arrivals::Arrivals;
-use super::kafka_workers::KafkaWorkers;
-use crate::codec::bar::{ArchivedBar, Bar};
+use super::kafka_workers::{KafkaWorkers, WorkersGone};
+use super::metrics::Metrics;
+use crate::codec::bar::{self, ArchivedBar, Bar};
 use crate::codec::trade::Pubkey;
-use crate::sink::topic::{METADATA_TIMEOUT, widest_window};
-use crate::sink::{KafkaConfig, Reader};
+use crate::kafka::topic::widest_window;
+use crate::kafka::{KafkaConfig, Reader, reader};
 
 /// Closing bars kept per (mint, window); older ones are dropped. Also the
 /// largest `limit` of `/api/klines`.
@@ -39,9 +41,26 @@ struct Series {
     latest: Option<Bar>,
 }
 
+/// Kafka messages taken from the shard feed per [`Feed::drain`]. Small
+/// enough that one pass cannot put more than a few KiB into a session's
+/// outbox before its writer gets to run (the poller yields between passes),
+/// so a client that keeps up is never taken for a slow one.
+const FEED_MESSAGES_PER_PASS: usize = 64;
+
+/// Why the shard feed did not start.
+#[derive(Debug, thiserror::Error)]
+pub enum FeedError {
+    /// The worker threads are gone (shutting down).
+    #[error(transparent)]
+    Workers(#[from] WorkersGone),
+    /// Creating, positioning or assigning the consumer failed.
+    #[error("shard feed: {0}")]
+    Kafka(#[from] KafkaError),
+}
+
 /// Where a message stands relative to start-up.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Phase {
+enum Phase {
     /// Read back at start-up: history only.
     Backfill,
     /// Produced after the gateway started: also a live update.
@@ -70,18 +89,12 @@ impl Feed {
         lookback: Duration,
         workers: &KafkaWorkers,
         arrivals: &Arrivals,
-    ) -> Result<Self, String> {
-        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
-        let n = NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-        let group = format!("klinecast-feed-{}-{n}", std::process::id());
+    ) -> Result<Self, FeedError> {
+        let group = reader::unique_group("feed");
         let (config, topic) = (kafka.clone(), kafka.topic.clone());
         let starts = partition_lookbacks(windows, partitions, lookback);
         let arrivals = arrivals.clone();
-        let assigned = workers
-            .run(move || assign_from(&config, &group, &topic, &starts, &arrivals))
-            .await
-            .map_err(|e| e.to_string())?
-            .map_err(|e| format!("shard feed: {e}"))?;
+        let assigned = workers.run(move || assign_from(&config, &group, &topic, &starts, &arrivals)).await??;
         let (consumer, live_from, backfilling) = assigned;
         Ok(Self {
             consumer: Arc::new(consumer),
@@ -97,9 +110,41 @@ impl Feed {
         &self.consumer
     }
 
+    /// Reads what the consumer has, at most [`FEED_MESSAGES_PER_PASS`]
+    /// messages: every bar goes into the history rings; `live` gets each
+    /// bar produced after start-up, with its payload. Returns how many
+    /// messages were read.
+    pub fn drain(&self, metrics: &Metrics, mut live: impl FnMut(&[u8], &ArchivedBar)) -> usize {
+        let mut read = 0;
+        while read < FEED_MESSAGES_PER_PASS {
+            let message = match self.consumer.poll(Duration::ZERO) {
+                None => break,
+                Some(Ok(message)) => message,
+                Some(Err(KafkaError::PartitionEOF(_))) => continue,
+                Some(Err(error)) => {
+                    Metrics::inc(&metrics.kafka_errors);
+                    tracing::debug!(%error, "shard feed error");
+                    break;
+                }
+            };
+            read += 1;
+            let phase = self.phase(&message);
+            let payload = message.payload().unwrap_or_default();
+            let Ok(bar) = bar::access(payload) else {
+                Metrics::inc(&metrics.malformed_messages);
+                continue;
+            };
+            self.record(bar);
+            if phase == Phase::Live {
+                live(payload, bar);
+            }
+        }
+        read
+    }
+
     /// Whether a message is live or read back; notes when a partition's
     /// read-back is complete.
-    pub fn phase(&self, message: &BorrowedMessage<'_>) -> Phase {
+    fn phase(&self, message: &BorrowedMessage<'_>) -> Phase {
         let (partition, offset) = (message.partition(), message.offset());
         let from = self.live_from.get(&partition).copied().unwrap_or_default();
         if offset + 1 >= from {
@@ -114,7 +159,7 @@ impl Feed {
     }
 
     /// Records a bar update.
-    pub fn record(&self, bar: &ArchivedBar) {
+    fn record(&self, bar: &ArchivedBar) {
         let mut series = self.series.borrow_mut();
         let key = (bar.mint, bar.window_s.to_native());
         let len = series.len();
@@ -210,24 +255,16 @@ fn assign_from(
     let mut consumer: Reader = config.create_reader(group)?;
     arrivals.watch(&mut consumer);
     let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
-    let mut times = TopicPartitionList::new();
-    let mut live_from = HashMap::new();
-    for &(partition, seconds) in lookbacks {
-        times.add_partition_offset(topic, partition, Offset::Offset(now_ms - seconds * 1000))?;
-        let (_, high) = consumer.fetch_watermarks(topic, partition, METADATA_TIMEOUT)?;
-        live_from.insert(partition, high);
-    }
-    let mut starts = consumer.offsets_for_times(times, METADATA_TIMEOUT)?;
-    let mut backfilling = Vec::new();
-    for element in starts.clone().elements() {
-        let end = live_from.get(&element.partition()).copied().unwrap_or_default();
-        match element.offset() {
-            Offset::Offset(start) if start < end => backfilling.push(element.partition()),
-            Offset::Offset(_) => {}
-            _ => starts.set_partition_offset(topic, element.partition(), Offset::Offset(end))?,
-        }
+    let since: Vec<(i32, Option<i64>)> =
+        lookbacks.iter().map(|&(p, seconds)| (p, Some(now_ms - seconds * 1000))).collect();
+    let spans = reader::spans(&consumer, topic, &since)?;
+    let mut starts = TopicPartitionList::new();
+    for span in &spans {
+        starts.add_partition_offset(topic, span.partition, Offset::Offset(span.start))?;
     }
     consumer.assign(&starts)?;
+    let live_from = spans.iter().map(|s| (s.partition, s.end)).collect();
+    let backfilling = spans.iter().filter(|s| !s.is_empty()).map(|s| s.partition).collect();
     Ok((consumer, live_from, backfilling))
 }
 

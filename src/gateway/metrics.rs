@@ -49,9 +49,9 @@ pub struct Metrics {
 }
 
 impl Metrics {
-    /// A WebSocket frame of `bytes` payload bytes went out.
-    pub fn frame_sent(&self, bytes: usize) {
-        self.frames_sent.fetch_add(1, Ordering::Relaxed);
+    /// `frames` WebSocket frames of `bytes` payload bytes in all went out.
+    pub fn frames_sent(&self, frames: usize, bytes: usize) {
+        self.frames_sent.fetch_add(frames as u64, Ordering::Relaxed);
         self.bytes_sent.fetch_add(bytes as u64, Ordering::Relaxed);
     }
 
@@ -104,7 +104,7 @@ mod tests {
     #[test]
     fn renders_prometheus_text() {
         let m = Metrics::default();
-        m.frame_sent(100);
+        m.frames_sent(1, 100);
         Metrics::inc(&m.command_errors);
         let text = m.render();
         assert!(text.contains("# TYPE klinecast_ws_frames_sent_total counter\nklinecast_ws_frames_sent_total 1\n"));

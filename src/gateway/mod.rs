@@ -1,30 +1,37 @@
 //! The gateway role: HTTP and WebSocket on sharded io_uring accept loops,
 //! fan-out of bars from Kafka to clients.
 //!
-//! - [`http`], [`protocol`]: sans-io request parsing and the command
-//!   language, no sockets.
-//! - [`server`]: one shard per core, its listener and connections.
-//! - [`session`]: one WebSocket client and the per-client Kafka feed.
-//! - [`feed`]: the shard's own reader: history rings, mints.
-//! - [`fanout`]: shared mode: one update, many sessions, conflated pushes.
-//! - [`outbox`]: a connection's bounded outbound queue.
-//! - [`api`]: `/api/klines`, `/api/mints`.
-//! - [`kafka_workers`]: threads for blocking Kafka client work.
-//! - [`arrivals`]: wakes the shard's poller when a consumer has messages.
-//! - [`metrics`]: counters and `/metrics`.
+//! From the top down (a module uses only those below it):
+//! - [`shard`]: one shard per core, the composition root.
+//! - [`listener`]: accept, admission, HTTP vs WebSocket.
+//!   [`routes`]: static files, health, metrics, `/api`.
+//!   [`session`]: one client: its connection, its commands, its own Kafka
+//!   consumer in per-client mode.
+//! - [`hub`]: shared mode: who wants what, conflation, pushes.
+//!   [`feed`]: the shard's own reader of the topic: history, mints.
+//! - [`outbox`]: a connection's bounded send queue and its slow-client
+//!   policy. [`update`]: one bar update, encoded once.
+//!   [`http`], [`websocket`], [`protocol`]: sans-io HTTP heads, WebSocket
+//!   framing and the command language, no sockets.
+//! - [`config`], [`metrics`], [`kafka_workers`] (threads for blocking Kafka
+//!   work), [`arrivals`] (wakes the shard's poller when a consumer has
+//!   messages): used throughout.
 
-pub mod api;
 pub mod arrivals;
 pub mod config;
-pub mod fanout;
 pub mod feed;
 pub mod http;
+pub mod hub;
 pub mod kafka_workers;
+pub mod listener;
 pub mod metrics;
 pub mod outbox;
 pub mod protocol;
-pub mod server;
+pub mod routes;
 pub mod session;
+pub mod shard;
+pub mod update;
+pub mod websocket;
 
 use std::sync::Arc;
 
@@ -34,8 +41,8 @@ pub use config::{Fanout, GatewayConfig};
 use kafka_workers::KafkaWorkers;
 use metrics::Metrics;
 
+use crate::kafka::ConnectError;
 use crate::runtime::{self, Executor, RuntimeError, Shutdown};
-use crate::sink::SinkError;
 
 /// Threads for blocking Kafka work (consumer creation, offset look-ups).
 /// Each job mostly waits for broker round trips, so several run at once:
@@ -48,7 +55,7 @@ const KAFKA_WORKER_THREADS: usize = 8;
 pub enum GatewayError {
     /// Kafka unreachable or the topic unusable.
     #[error(transparent)]
-    Kafka(#[from] SinkError),
+    Kafka(#[from] ConnectError),
     /// An executor did not start.
     #[error(transparent)]
     Runtime(#[from] RuntimeError),
@@ -68,7 +75,7 @@ impl Gateway {
     /// Checks Kafka, creates the topic if needed and starts one shard per
     /// core. Call from the unpinned main thread.
     pub fn start(config: GatewayConfig, shutdown: Shutdown) -> Result<Self, GatewayError> {
-        let partitions = crate::sink::topic::ensure_topic(&config.kafka, config.windows.len() as i32)?;
+        let partitions = crate::kafka::topic::ensure_topic(&config.kafka, config.windows.len() as i32)?;
         let workers = KafkaWorkers::start(KAFKA_WORKER_THREADS).map_err(GatewayError::Workers)?;
         let metrics = Arc::new(Metrics::default());
         let mut shards = Vec::new();
@@ -77,7 +84,7 @@ impl Gateway {
                 (config.clone(), metrics.clone(), workers.clone(), shutdown.clone());
             let name = format!("gateway-{i}");
             shards.push(runtime::spawn_pinned(&name, core, move || {
-                server::run_shard(config, metrics, workers, partitions, shutdown)
+                shard::run(config, metrics, workers, partitions, shutdown)
             })?);
         }
         tracing::info!(listen = %config.listen, shards = shards.len(), "gateway listening on http://{}", config.listen);

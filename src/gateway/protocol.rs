@@ -3,8 +3,8 @@
 //!
 //! This module owns the grammar of commands and the shape of ack and error
 //! replies. It must not touch sockets, subscriptions or bar storage: it turns
-//! one text frame into a [`Command`] (or a [`CommandError`]) and a command or
-//! error into one JSON string, nothing more.
+//! one text frame into a [`Command`] (or a [`CommandError`]) and a
+//! [`Reply`] into one JSON string, nothing more.
 //!
 //! Grammar (after trimming whitespace, and after unwrapping one JSON string
 //! literal if the frame is one, because the original service's clients send
@@ -184,9 +184,29 @@ pub fn ack_json(command: &Command) -> String {
     value.to_string()
 }
 
-/// The JSON error reply: `{"type":"error","error":"<message>"}`.
+/// The JSON error reply to a command that does not parse.
 pub fn error_json(error: &CommandError) -> String {
-    json!({ "type": "error", "error": error.to_string() }).to_string()
+    Reply::Error(&error.to_string()).to_json()
+}
+
+/// A reply to one command, as the client gets it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Reply<'a> {
+    /// The command was accepted: its acknowledgement ([`ack_json`]).
+    Ack(&'a Command),
+    /// The command was refused, for this reason:
+    /// `{"type":"error","error":"<reason>"}`.
+    Error(&'a str),
+}
+
+impl Reply<'_> {
+    /// The reply's JSON text.
+    pub fn to_json(&self) -> String {
+        match self {
+            Reply::Ack(command) => ack_json(command),
+            Reply::Error(reason) => json!({ "type": "error", "error": reason }).to_string(),
+        }
+    }
 }
 
 /// Unwraps one JSON string literal, because the original clients quote the

@@ -23,10 +23,10 @@ use rdkafka::producer::{BaseProducer, BaseRecord, DeliveryResult, Producer, Prod
 use rdkafka::types::RDKafkaErrorCode;
 use thiserror::Error;
 
-use super::topic::{self, key_for, partition_for};
-use super::{KafkaConfig, SinkError};
 use crate::aggregate::Windows;
 use crate::codec::bar::{BAR_LEN, Bar};
+use crate::kafka::topic::{self, key_for, partition_for};
+use crate::kafka::{ConnectError, KafkaConfig};
 
 /// Most delivery-report events served by one [`KafkaSink::poll`], so a
 /// flood of them cannot stall the ingest loop.
@@ -67,11 +67,11 @@ pub struct DeliveryCounter(Arc<SinkStats>);
 
 impl ClientContext for DeliveryCounter {
     fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
-        super::log::log_message(level, facility, message);
+        crate::kafka::log::log_message(level, facility, message);
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
-        super::log::warn_limited(&format!("{error}: {reason}"));
+        crate::kafka::log::warn_limited(&format!("{error}: {reason}"));
     }
 }
 
@@ -126,12 +126,12 @@ pub struct KafkaSink {
 impl KafkaSink {
     /// Connects, checks the broker answers, creates the topic if needed.
     /// Call from an unpinned thread (librdkafka threads inherit affinity).
-    pub fn connect(config: &KafkaConfig, windows: &Windows) -> Result<Self, SinkError> {
+    pub fn connect(config: &KafkaConfig, windows: &Windows) -> Result<Self, ConnectError> {
         let partitions = topic::ensure_topic(config, windows.len() as i32)?;
         let acked = (0..partitions.max(1)).map(|_| AtomicU64::new(0)).collect();
         let stats = Arc::new(SinkStats { acked, ..SinkStats::default() });
         let producer: BaseProducer<DeliveryCounter> =
-            config.producer().create_with_context(DeliveryCounter(stats.clone())).map_err(SinkError::Config)?;
+            config.producer().create_with_context(DeliveryCounter(stats.clone())).map_err(ConnectError::Config)?;
         let routes = windows
             .seconds()
             .iter()

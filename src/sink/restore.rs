@@ -14,11 +14,11 @@ use rdkafka::consumer::Consumer;
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::topic::{METADATA_TIMEOUT, widest_window};
-use super::{KafkaConfig, Reader, SinkError};
 use crate::aggregate::Windows;
 use crate::codec::bar::{self, Bar};
 use crate::codec::trade::Pubkey;
+use crate::kafka::topic::widest_window;
+use crate::kafka::{ConnectError, KafkaConfig, Reader, reader};
 
 /// Most messages read back per partition.
 pub const MAX_RESTORE_MESSAGES: i64 = 1_000_000;
@@ -26,42 +26,27 @@ pub const MAX_RESTORE_MESSAGES: i64 = 1_000_000;
 pub const RESTORE_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// The latest update of every series found in the topic's recent past.
-pub fn last_states(config: &KafkaConfig, windows: &Windows, partitions: i32) -> Result<Vec<Bar>, SinkError> {
-    let group = format!("klinecast-restore-{}", std::process::id());
-    let consumer: Reader = config.create_reader(&group).map_err(SinkError::Config)?;
-    let unreachable = |error: rdkafka::error::KafkaError| SinkError::unreachable(config, error.to_string());
+pub fn last_states(config: &KafkaConfig, windows: &Windows, partitions: i32) -> Result<Vec<Bar>, ConnectError> {
+    let consumer: Reader = config.create_reader(&reader::unique_group("restore")).map_err(ConnectError::Config)?;
+    let unreachable = |error: rdkafka::error::KafkaError| ConnectError::unreachable(config, error.to_string());
     let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
-    let mut times = TopicPartitionList::new();
+    let since: Vec<(i32, Option<i64>)> = (0..partitions)
+        .map(|partition| {
+            let widest = i64::from(widest_window(windows.seconds(), partitions, partition));
+            (partition, Some(now_ms - (widest + 60) * 1000))
+        })
+        .collect();
+    let mut start = TopicPartitionList::new();
     let mut ends: HashMap<i32, i64> = HashMap::new();
-    for partition in 0..partitions {
-        let (low, high) = consumer.fetch_watermarks(&config.topic, partition, METADATA_TIMEOUT).map_err(unreachable)?;
-        if high <= low {
-            continue;
+    for span in reader::spans(&consumer, &config.topic, &since).map_err(unreachable)? {
+        let offset = span.start.max(span.end - MAX_RESTORE_MESSAGES);
+        if offset < span.end {
+            start.add_partition_offset(&config.topic, span.partition, Offset::Offset(offset)).map_err(unreachable)?;
+            ends.insert(span.partition, span.end);
         }
-        let widest = i64::from(widest_window(windows.seconds(), partitions, partition));
-        let since_ms = now_ms - (widest + 60) * 1000;
-        times.add_partition_offset(&config.topic, partition, Offset::Offset(since_ms)).map_err(unreachable)?;
-        ends.insert(partition, high);
     }
     if ends.is_empty() {
         return Ok(Vec::new());
-    }
-    let found = consumer.offsets_for_times(times, METADATA_TIMEOUT).map_err(unreachable)?;
-    let mut start = TopicPartitionList::new();
-    for element in found.elements() {
-        let high = ends.get(&element.partition()).copied().unwrap_or_default();
-        let floor = (high - MAX_RESTORE_MESSAGES).max(0);
-        let offset = match element.offset() {
-            Offset::Offset(o) => o.max(floor),
-            _ => high,
-        };
-        if offset < high {
-            start
-                .add_partition_offset(&config.topic, element.partition(), Offset::Offset(offset))
-                .map_err(unreachable)?;
-        } else {
-            ends.remove(&element.partition());
-        }
     }
     consumer.assign(&start).map_err(unreachable)?;
     Ok(read_until(&consumer, &mut ends))

@@ -10,7 +10,7 @@ use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::util::Timeout;
 
 use super::log::{Diagnosis, KafkaLog};
-use super::{KafkaConfig, SinkError};
+use super::{ConnectError, KafkaConfig};
 
 /// How long start-up waits for the broker before giving up.
 pub const METADATA_TIMEOUT: Duration = Duration::from_secs(5);
@@ -32,10 +32,13 @@ pub fn widest_window(windows: &[u32], partitions: i32, partition: i32) -> u32 {
 }
 
 /// Number of partitions of `topic`, or `None` if it does not exist.
-pub fn partition_count<C: ClientContext>(client: &Client<C>, config: &KafkaConfig) -> Result<Option<i32>, SinkError> {
+pub fn partition_count<C: ClientContext>(
+    client: &Client<C>,
+    config: &KafkaConfig,
+) -> Result<Option<i32>, ConnectError> {
     let metadata = client
         .fetch_metadata(Some(&config.topic), Timeout::After(METADATA_TIMEOUT))
-        .map_err(|error| SinkError::unreachable(config, error.to_string()))?;
+        .map_err(|error| ConnectError::unreachable(config, error.to_string()))?;
     let Some(topic) = metadata.topics().iter().find(|t| t.name() == config.topic) else {
         return Ok(None);
     };
@@ -43,7 +46,7 @@ pub fn partition_count<C: ClientContext>(client: &Client<C>, config: &KafkaConfi
         None => Ok(Some(topic.partitions().len() as i32)),
         Some(code) if RDKafkaErrorCode::from(code) == RDKafkaErrorCode::UnknownTopicOrPartition => Ok(None),
         Some(code) => {
-            Err(SinkError::Topic { topic: config.topic.clone(), reason: RDKafkaErrorCode::from(code).to_string() })
+            Err(ConnectError::Topic { topic: config.topic.clone(), reason: RDKafkaErrorCode::from(code).to_string() })
         }
     }
 }
@@ -55,13 +58,13 @@ const MAX_DIAGNOSIS_EVENTS: usize = 1000;
 /// cluster does not answer, the error names librdkafka's first connection
 /// error (e.g. "SSL handshake failed: ... certificate verify failed") rather
 /// than only the request's time-out. Blocking, at most [`METADATA_TIMEOUT`].
-pub fn describe(config: &KafkaConfig) -> Result<Option<i32>, SinkError> {
+pub fn describe(config: &KafkaConfig) -> Result<Option<i32>, ConnectError> {
     // A consumer without a group id: no group traffic, and its poll serves
     // the main queue, where librdkafka puts its error reports.
     let client: BaseConsumer<Diagnosis> =
-        config.admin().create_with_context(Diagnosis::default()).map_err(SinkError::Config)?;
+        config.admin().create_with_context(Diagnosis::default()).map_err(ConnectError::Config)?;
     let described = partition_count(client.client(), config);
-    let Err(SinkError::Unreachable { .. }) = described else { return described };
+    let Err(ConnectError::Unreachable { .. }) = described else { return described };
     for _ in 0..MAX_DIAGNOSIS_EVENTS {
         if client.context().first_error().is_some() {
             break;
@@ -69,7 +72,7 @@ pub fn describe(config: &KafkaConfig) -> Result<Option<i32>, SinkError> {
         let _ = client.poll(Duration::ZERO);
     }
     match client.context().first_error() {
-        Some(reason) => Err(SinkError::unreachable(config, reason)),
+        Some(reason) => Err(ConnectError::unreachable(config, reason)),
         None => described,
     }
 }
@@ -77,27 +80,29 @@ pub fn describe(config: &KafkaConfig) -> Result<Option<i32>, SinkError> {
 /// Creates the topic with `partitions` partitions unless it exists, and
 /// returns its partition count. Call from a thread that is not pinned: the
 /// admin client's threads inherit the caller's CPU affinity.
-pub fn ensure_topic(config: &KafkaConfig, partitions: i32) -> Result<i32, SinkError> {
+pub fn ensure_topic(config: &KafkaConfig, partitions: i32) -> Result<i32, ConnectError> {
     if let Some(count) = describe(config)? {
         return Ok(count);
     }
-    let admin: AdminClient<KafkaLog> = config.admin().create_with_context(KafkaLog).map_err(SinkError::Config)?;
+    let admin: AdminClient<KafkaLog> = config.admin().create_with_context(KafkaLog).map_err(ConnectError::Config)?;
     // Replication -1: the cluster's default.replication.factor.
     let new_topic = NewTopic::new(&config.topic, partitions, TopicReplication::Fixed(-1));
     let options = AdminOptions::new().operation_timeout(Some(Timeout::After(METADATA_TIMEOUT)));
     let results = futures_lite::future::block_on(admin.create_topics([&new_topic], &options))
-        .map_err(|e| SinkError::Topic { topic: config.topic.clone(), reason: e.to_string() })?;
+        .map_err(|e| ConnectError::Topic { topic: config.topic.clone(), reason: e.to_string() })?;
     for result in results {
         match result {
             Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
-            Err((_, code)) => return Err(SinkError::Topic { topic: config.topic.clone(), reason: code.to_string() }),
+            Err((_, code)) => {
+                return Err(ConnectError::Topic { topic: config.topic.clone(), reason: code.to_string() });
+            }
         }
     }
     tracing::info!(topic = %config.topic, partitions, "created topic");
     // Right after creation the broker may still be electing partition
     // leaders: metadata can miss the topic or report a leader error for a
     // moment. Those are retried; only the last answer counts.
-    let mut last = Err(SinkError::Topic { topic: config.topic.clone(), reason: "not visible in metadata".into() });
+    let mut last = Err(ConnectError::Topic { topic: config.topic.clone(), reason: "not visible in metadata".into() });
     for _ in 0..50 {
         match partition_count(admin.inner(), config) {
             Ok(Some(count)) => return Ok(count),
@@ -109,10 +114,10 @@ pub fn ensure_topic(config: &KafkaConfig, partitions: i32) -> Result<i32, SinkEr
     last
 }
 
-/// Whether the broker answers: the topic's partition count (0 if absent),
-/// or the error as text. Blocking: call from a worker thread.
-pub fn probe(config: &KafkaConfig) -> Result<i32, String> {
-    describe(config).map(Option::unwrap_or_default).map_err(|e| e.to_string())
+/// Whether the broker answers: the topic's partition count (0 if absent).
+/// Blocking: call from a worker thread.
+pub fn probe(config: &KafkaConfig) -> Result<i32, ConnectError> {
+    describe(config).map(Option::unwrap_or_default)
 }
 
 #[cfg(test)]

@@ -12,7 +12,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use rdkafka::client::ClientContext;
 use rdkafka::config::RDKafkaLogLevel;
-use rdkafka::consumer::{BaseConsumer, ConsumerContext};
+use rdkafka::consumer::ConsumerContext;
 use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
 
@@ -27,9 +27,6 @@ static SUPPRESSED: AtomicU64 = AtomicU64::new(0);
 /// Context of klinecast's consumers (and the base of its producer's).
 #[derive(Debug, Clone, Copy, Default)]
 pub struct KafkaLog;
-
-/// A consumer reading partitions by assignment.
-pub type Reader = BaseConsumer<KafkaLog>;
 
 impl ClientContext for KafkaLog {
     fn log(&self, level: RDKafkaLogLevel, facility: &str, message: &str) {
