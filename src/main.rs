@@ -37,7 +37,7 @@ fn run(cli: Cli) -> anyhow::Result<()> {
     match cli.command {
         None => serve(cli.serve, shutdown),
         Some(Command::Serve(args)) => serve(args, shutdown),
-        Some(Command::Ingest(args)) => run_ingest(args, shutdown).map(|_| ()),
+        Some(Command::Ingest(args)) => run_ingest(args, shutdown, Arc::new(IngestMetrics::default())).map(|_| ()),
         Some(Command::Gateway(args)) => run_gateway(args, shutdown),
         Some(Command::Tail(args)) => tail::run(&args, &shutdown),
     }
@@ -46,11 +46,13 @@ fn run(cli: Cli) -> anyhow::Result<()> {
 fn serve(args: ServeArgs, shutdown: Shutdown) -> anyhow::Result<()> {
     let available = runtime::cores(&args.ingest.cores);
     let (_, shard_cores) = plan_cores(&available, args.gateway.shards);
-    let config = args.gateway.config(args.ingest.kafka.config(), args.ingest.windows.clone(), shard_cores);
+    let metrics = Arc::new(IngestMetrics::default());
+    let mut config = args.gateway.config(args.ingest.kafka.config(), args.ingest.windows.clone(), shard_cores);
+    config.ingest = Some(metrics.clone());
     runtime::raise_limits();
     let gateway = Gateway::start(config, shutdown.clone())?;
     let keep_serving = args.ingest.replay_then_serve;
-    let ingest = run_ingest(args.ingest, shutdown.clone()).map(|_| ());
+    let ingest = run_ingest(args.ingest, shutdown.clone(), metrics).map(|_| ());
     // Ingest ends at shutdown or at the end of a replay; after a replay the
     // gateway keeps serving only with --replay-then-serve.
     if ingest.is_err() || !keep_serving {
@@ -69,9 +71,8 @@ fn run_gateway(args: GatewayArgs, shutdown: Shutdown) -> anyhow::Result<()> {
     Gateway::start(config, shutdown)?.join()
 }
 
-fn run_ingest(args: IngestArgs, shutdown: Shutdown) -> anyhow::Result<IngestReport> {
+fn run_ingest(args: IngestArgs, shutdown: Shutdown, metrics: Arc<IngestMetrics>) -> anyhow::Result<IngestReport> {
     let source_config = args.source_config().map_err(anyhow::Error::msg)?;
-    let metrics = Arc::new(IngestMetrics::default());
     // Up first, so an operator sees /healthz while ingest starts (and why
     // it cannot, if the node is down).
     if let Some(addr) = args.metrics_listen {

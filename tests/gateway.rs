@@ -177,14 +177,31 @@ fn garbage_on_the_topic_is_skipped_and_counted() {
     command(&mut ws, "sub-1s");
     let producer: BaseProducer =
         rdkafka::ClientConfig::new().set("bootstrap.servers", support::brokers()).create().unwrap();
-    for garbage in [&b"not a bar"[..], &[0u8; 121][..], &[0xffu8; 200][..]] {
+    // Garbage, a format-1 record (121 bytes), and a record of a newer
+    // format (3) in every other respect a valid bar: an old reader meeting
+    // a new record refuses it by name and goes on.
+    let mut newer = klinecast::codec::bar::Bar::one_trade([7; 32], 1, 60, 1e-8).to_bytes();
+    newer[0] = 3;
+    for garbage in [&b"not a bar"[..], &[0u8; 121][..], &[0xffu8; 200][..], &newer[..]] {
         producer.send(BaseRecord::to(&server.topic).partition(0).key("key_1").payload(garbage)).unwrap();
     }
     producer.flush(Duration::from_secs(10)).unwrap();
     let frames = bars(&collect(&mut ws, Duration::from_secs(3)));
     assert!(frames.len() > 100, "the client is unaffected: {} bars", frames.len());
     assert_no_gaps(&frames);
-    assert!(server.metric("klinecast_kafka_malformed_messages_total") >= 3.0);
+    assert!(server.metric("klinecast_kafka_malformed_messages_total") >= 4.0);
+    assert!(frames.iter().all(|b| b.mint != [7; 32]), "the newer-format record was not forwarded");
+    // `tail` names the format and keeps reading.
+    let tail = std::process::Command::new(env!("CARGO_BIN_EXE_klinecast"))
+        .args(["tail", "--brokers", &support::brokers(), "--topic", &server.topic, "--from-beginning"])
+        .args(["--window", "1s", "--json", "--count", "150"])
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&tail.stderr);
+    assert!(tail.status.success(), "{stderr}");
+    assert!(stderr.contains("bar format 3, this reader reads format 2"), "{stderr}");
+    assert!(stderr.contains("bar format 1"), "{stderr}");
+    assert!(String::from_utf8_lossy(&tail.stdout).lines().count() > 100, "tail goes on after them");
 }
 
 #[test]

@@ -125,6 +125,10 @@ fn api_klines_equals_the_closing_updates_in_kafka_also_after_a_restart() {
     std::thread::sleep(Duration::from_secs(6));
     let mints: serde_json::Value = serde_json::from_str(support::body(&server.get("/api/mints"))).unwrap();
     assert_eq!(mints.as_array().map(Vec::len), Some(2), "{mints}");
+    // Each coin with the quote its prices are in and where it trades.
+    assert_eq!(mints[0]["quote_symbol"], "SOL", "{mints}");
+    assert_eq!(mints[0]["quote"], "So11111111111111111111111111111111111111112");
+    assert_eq!((mints[0]["quote_decimals"].as_u64(), mints[0]["venue"].as_str()), (Some(9), Some("pump.fun")));
     let mint = mints[0]["mint"].as_str().unwrap().to_owned();
     let api = |server: &Server| -> Vec<(i64, f64, f64, f64, f64, u64)> {
         // 503 while a fresh gateway is still reading history back.

@@ -7,8 +7,8 @@
 
 #![allow(clippy::unwrap_used, clippy::expect_used)] // test code: a failed step is a failed test
 
-mod support;
 mod fake_rpc;
+mod support;
 
 use std::collections::BTreeMap;
 use std::io::{Read, Write};

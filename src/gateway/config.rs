@@ -54,4 +54,8 @@ pub struct GatewayConfig {
     /// Outbound bytes queued per connection before updates are conflated
     /// (shared mode) and, if that does not help, the client is closed.
     pub max_outbound_bytes: usize,
+    /// The ingest side's counters and health, when ingest runs in the same
+    /// process (`serve`): `/metrics` shows them, `/healthz` says what is
+    /// wrong with it.
+    pub ingest: Option<std::sync::Arc<crate::ingest::metrics::IngestMetrics>>,
 }

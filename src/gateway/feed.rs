@@ -207,21 +207,23 @@ impl Feed {
         bars[bars.len().saturating_sub(count)..].to_vec()
     }
 
-    /// Mints seen: (mint, open time of its latest bar, latest close), most
-    /// recent first.
-    pub fn mints(&self, limit: usize) -> Vec<(Pubkey, i64, f64)> {
+    /// Each mint's latest bar (of any window; the shortest window's among
+    /// equal open times), most recent first.
+    pub fn mints(&self, limit: usize) -> Vec<Bar> {
         let series = self.series.borrow();
-        let mut latest: HashMap<Pubkey, (i64, f64)> = HashMap::new();
+        let mut latest: HashMap<Pubkey, Bar> = HashMap::new();
         for ((mint, _), s) in series.iter() {
             if let Some(bar) = s.latest {
-                let entry = latest.entry(*mint).or_insert((i64::MIN, bar.close));
-                if bar.open_time_s >= entry.0 {
-                    *entry = (bar.open_time_s, bar.close);
+                let entry = latest.entry(*mint).or_insert(bar);
+                if (bar.open_time_s, std::cmp::Reverse(bar.window_s))
+                    > (entry.open_time_s, std::cmp::Reverse(entry.window_s))
+                {
+                    *entry = bar;
                 }
             }
         }
-        let mut list: Vec<(Pubkey, i64, f64)> = latest.into_iter().map(|(m, (t, c))| (m, t, c)).collect();
-        list.sort_by_key(|entry| std::cmp::Reverse(entry.1));
+        let mut list: Vec<Bar> = latest.into_values().collect();
+        list.sort_by_key(|bar| std::cmp::Reverse(bar.open_time_s));
         list.truncate(limit);
         list
     }

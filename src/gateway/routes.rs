@@ -107,7 +107,13 @@ impl Routes {
         match route {
             Route::Index => self.static_file("index.html", with_body),
             Route::Static(rel) => self.static_file(rel, with_body),
-            Route::Metrics => body(200, "text/plain; version=0.0.4", self.metrics.render().as_bytes()),
+            Route::Metrics => {
+                let mut text = self.metrics.render();
+                if let Some(ingest) = &self.config.ingest {
+                    text.push_str(&ingest.render());
+                }
+                body(200, "text/plain; version=0.0.4", text.as_bytes())
+            }
             Route::Healthz => self.health().await,
             Route::Mints => body(200, "application/json", self.mints_json().as_bytes()),
             Route::Klines => match self.klines(head) {
@@ -144,14 +150,20 @@ impl Routes {
             Ok(Err(error)) => Err(error.to_string()),
             Err(error) => Err(error.to_string()),
         };
-        match reachable {
-            Ok(partitions) => {
+        let source = self.config.ingest.as_ref().and_then(|i| i.unhealthy());
+        match (reachable, source) {
+            (Ok(partitions), None) => {
                 let body = format!("{{\"status\":\"ok\",\"kafka\":\"reachable\",\"partitions\":{partitions}}}");
                 http::response(200, "application/json", body.as_bytes(), &[])
             }
-            Err(error) => {
+            (Ok(partitions), Some(reason)) => {
+                let body = serde_json::json!({"status": "degraded", "kafka": "reachable", "partitions": partitions, "source": reason});
+                http::response(503, "application/json", body.to_string().as_bytes(), &[])
+            }
+            (Err(error), source) => {
                 let body =
-                    serde_json::json!({"status": "degraded", "kafka": "unreachable", "error": error}).to_string();
+                    serde_json::json!({"status": "degraded", "kafka": "unreachable", "error": error, "source": source})
+                        .to_string();
                 http::response(503, "application/json", body.as_bytes(), &[])
             }
         }
@@ -187,13 +199,22 @@ impl Routes {
         Ok(serde_json::to_string(&bars)?)
     }
 
-    /// `GET /api/mints`: mints seen, most recently traded first.
+    /// `GET /api/mints`: mints seen, most recently traded first, with the
+    /// quote their prices are in and the venue of their latest bar.
     fn mints_json(&self) -> String {
         let list = self.feed.as_ref().map(|f| f.mints(MINTS_LISTED)).unwrap_or_default();
         let items: Vec<serde_json::Value> = list
             .into_iter()
-            .map(|(mint, time, close)| {
-                serde_json::json!({"mint": bs58::encode(mint).into_string(), "last_bar_time": time, "last_close": close})
+            .map(|bar| {
+                serde_json::json!({
+                    "mint": bs58::encode(bar.mint).into_string(),
+                    "last_bar_time": bar.open_time_s,
+                    "last_close": bar.close,
+                    "quote": bs58::encode(bar.quote_mint).into_string(),
+                    "quote_symbol": crate::codec::quote::label(&bar.quote_mint),
+                    "quote_decimals": bar.quote_decimals,
+                    "venue": crate::codec::bar::Venue::names(bar.venues),
+                })
             })
             .collect();
         serde_json::Value::Array(items).to_string()

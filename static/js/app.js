@@ -184,7 +184,7 @@ function onFrame(buffer) {
   state.frames += 1;
   state.framesThisSecond += 1;
   state.latencyMs = Date.now() - Number(bar.producedNs / 1000n) / 1000;
-  picker.add(bar.mint);
+  picker.add(bar.mint, bar.quote);
   // After unsub, or from a window the page no longer shows: not drawn.
   if (state.sub === null || bar.window !== state.sub.windowS) return;
   if (state.chartMint === null) {

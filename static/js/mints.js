@@ -16,6 +16,8 @@ export class MintPicker {
   constructor(select, onPick) {
     this.select = select;
     this.known = new Set();
+    /** Mints whose option shows their quote already. */
+    this.quoted = new Set();
     /** Mint the auto option currently stands for (the first one seen). */
     this.autoMint = null;
     /** Last failure of /api/mints, for the status line ("" when fine). */
@@ -27,16 +29,32 @@ export class MintPicker {
     select.addEventListener("change", () => onPick(select.value || null));
   }
 
-  /** Offers `mint` if it is new (bounded by MAX_PICKER_MINTS). */
-  add(mint) {
-    if (this.known.has(mint) || this.known.size >= MAX_PICKER_MINTS) return;
+  /**
+   * Offers `mint` if it is new (bounded by MAX_PICKER_MINTS), labelled with
+   * the quote its prices are in (SOL, USDC, PUMP, ...) once that is known.
+   */
+  add(mint, quote = "") {
+    if (this.known.has(mint)) {
+      if (quote) this.#labelQuote(mint, quote);
+      return;
+    }
+    if (this.known.size >= MAX_PICKER_MINTS) return;
     this.known.add(mint);
     const option = document.createElement("option");
     option.value = mint;
     option.textContent = shortMint(mint);
     option.title = mint;
     this.select.append(option);
+    if (quote) this.#labelQuote(mint, quote);
     this.#labelAuto();
+  }
+
+  #labelQuote(mint, quote) {
+    if (this.quoted.has(mint)) return;
+    this.quoted.add(mint);
+    for (const option of this.select.options) {
+      if (option.value === mint) option.textContent = `${shortMint(mint)} · ${quote}`;
+    }
   }
 
   /** Shows which mint "auto" picked, or that it has not picked yet. */
@@ -52,7 +70,9 @@ export class MintPicker {
       if (!response.ok) throw new Error(`HTTP ${response.status}`);
       const rows = await response.json();
       if (!Array.isArray(rows)) throw new Error("not a JSON array");
-      for (const row of rows) if (typeof row?.mint === "string") this.add(row.mint);
+      for (const row of rows) {
+        if (typeof row?.mint === "string") this.add(row.mint, typeof row.quote_symbol === "string" ? row.quote_symbol : "");
+      }
       this.error = "";
     } catch (error) {
       this.error = `mints: ${error.message}`;
