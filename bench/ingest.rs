@@ -6,8 +6,8 @@
 //! second of event time so bars of every window open and close, and the same
 //! trades as JSON objects for the baseline.
 //!
-//! - klinecast: the ingest path: `event::decode` (dispatch and the
-//!   `TradeEvent` decoder), `Market::price`, then `Aggregator::apply` with
+//! - klinecast: the ingest path: `Market::trade_of` (the `TradeEvent`
+//!   decoder and the price in the coin's quote), then `Aggregator::apply` with
 //!   `EmitPolicy::EveryChange`, the output buffer cleared every batch of
 //!   [`BATCH`] events, as the ingest loop does.
 //! - baseline: what the original service did: `serde_json` parses each trade
@@ -33,10 +33,9 @@ use std::error::Error;
 use std::hint::black_box;
 use std::time::{Duration, Instant};
 
-use klinecast::aggregate::{Aggregator, EmitPolicy, Windows};
-use klinecast::codec::bar::Bar;
-use klinecast::codec::event::{self, Position, Program};
-use klinecast::codec::trade::{LAMPORTS_PER_SOL, TOKEN_UNITS_PER_TOKEN, TRADE_EVENT_MIN_LEN, TradeEvent};
+use klinecast::aggregate::{Aggregator, EmitPolicy, Update, Windows};
+use klinecast::codec::event::{Position, Program};
+use klinecast::codec::trade::{LAMPORTS_PER_SOL, TOKEN_UNITS_PER_TOKEN, TRADE_EVENT_MIN_LEN, TradeEvent, TradeFields};
 use klinecast::market::Market;
 use klinecast::source::{MAX_BATCH, MockConfig, MockSource};
 use serde::{Deserialize, Serialize};
@@ -257,7 +256,7 @@ fn generate(mints: u32, events: usize) -> Result<Inputs, Box<dyn Error>> {
 }
 
 /// One klinecast pass over all events; returns the bars emitted.
-fn klinecast_pass(inputs: &Inputs, windows: &Windows, policy: EmitPolicy, out: &mut Vec<Bar>) -> u64 {
+fn klinecast_pass(inputs: &Inputs, windows: &Windows, policy: EmitPolicy, out: &mut Vec<Update>) -> u64 {
     let mut agg = Aggregator::new(windows, policy);
     let mut market = Market::new(0);
     let mut bars = 0;
@@ -265,9 +264,7 @@ fn klinecast_pass(inputs: &Inputs, windows: &Windows, policy: EmitPolicy, out: &
         out.clear();
         for record in batch.chunks_exact(TRADE_EVENT_MIN_LEN) {
             // Inputs are checked before timing: nothing is rejected.
-            if let Ok(event) = event::decode(Some(Program::PumpFun), black_box(record))
-                && let Ok(trade) = market.price(&event, Position::default())
-            {
+            if let Ok(trade) = market.trade_of(Some(Program::PumpFun), black_box(record), Position::default()) {
                 black_box(agg.apply(&trade, out).is_ok());
             }
         }
@@ -280,7 +277,7 @@ fn klinecast_pass(inputs: &Inputs, windows: &Windows, policy: EmitPolicy, out: &
 /// Decoding alone: every field of every record, nothing aggregated.
 fn decode_pass(inputs: &Inputs) -> u64 {
     for record in inputs.binary.chunks_exact(TRADE_EVENT_MIN_LEN) {
-        black_box(event::decode(Some(Program::PumpFun), black_box(record)).ok());
+        black_box(TradeFields::decode(black_box(record)).ok());
     }
     0
 }
@@ -289,7 +286,7 @@ fn decode_pass(inputs: &Inputs) -> u64 {
 /// (not part of the SPEC bar).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Part {
-    /// `event::decode` only.
+    /// `TradeFields::decode` only.
     Decode,
     /// Decode + apply with `EmitPolicy::Coalesce` never flushed: the state
     /// updates without the per-change `Bar` pushes (closing bars still go
@@ -304,13 +301,13 @@ impl Part {
 
     fn label(self) -> &'static str {
         match self {
-            Self::Decode => "`event::decode` only",
+            Self::Decode => "`TradeFields::decode` only",
             Self::NoUpdatesEmitted => "decode + `apply`, open-bar updates not emitted (`Coalesce`, never flushed)",
             Self::OneWindow => "decode + `apply`, every change emitted, one window (1s) instead of four",
         }
     }
 
-    fn pass(self, inputs: &Inputs, windows: &Windows, out: &mut Vec<Bar>) -> Result<u64, Box<dyn Error>> {
+    fn pass(self, inputs: &Inputs, windows: &Windows, out: &mut Vec<Update>) -> Result<u64, Box<dyn Error>> {
         Ok(match self {
             Self::Decode => decode_pass(inputs),
             Self::NoUpdatesEmitted => klinecast_pass(inputs, windows, EmitPolicy::Coalesce, out),
@@ -390,11 +387,14 @@ fn check_same_updates(inputs: &Inputs, windows: &Windows) -> Result<(), Box<dyn 
     let events = CHECK_EVENTS.min(inputs.json_ends.len());
     let mut agg = Aggregator::new(windows, EmitPolicy::EveryChange);
     let mut market = Market::new(0);
-    let mut bars = Vec::new();
+    let mut updates = Vec::new();
     for record in inputs.binary.chunks_exact(TRADE_EVENT_MIN_LEN).take(events) {
-        let trade = market.price(&event::decode(Some(Program::PumpFun), record)?, Position::default())?;
-        agg.apply(&trade, &mut bars)?;
+        let trade =
+            market.trade_of(Some(Program::PumpFun), record, Position::default()).map_err(|e| format!("{e:?}"))?;
+        agg.apply(&trade, &mut updates)?;
     }
+    // The bars those updates stand for, as the sink builds them to encode.
+    let bars = agg.bars(&updates);
     let mut naive = NaiveAggregator::new(windows);
     let mut candles = Vec::new();
     let mut start = 0;

@@ -856,7 +856,7 @@ fn check_emitted(windows: &Windows, bars: &[Bar], agg: &Aggregator, accepted: u6
 /// Runs `steps` from `start_s`; returns what was emitted and the number of
 /// trades accepted (not refused for price or mint limit).
 fn run_steps(agg: &mut Aggregator, start_s: i64, steps: &[Step]) -> (Vec<Bar>, u64) {
-    let mut out = Vec::new();
+    let mut updates = Vec::new();
     let mut now = start_s;
     let mut accepted = 0;
     for step in steps {
@@ -879,20 +879,20 @@ fn run_steps(agg: &mut Aggregator, start_s: i64, steps: &[Step]) -> (Vec<Bar>, u
                     virtual_quote_reserves: reserves.0,
                 };
                 let priced = Market::new(0).price(&Event::Trade(event), Position::default());
-                if priced.is_ok_and(|trade| agg.apply(&trade, &mut out).is_ok()) {
+                if priced.is_ok_and(|trade| agg.apply(&trade, &mut updates).is_ok()) {
                     accepted += 1;
                 }
             }
             Step::Tick { dt } => {
                 now = now.saturating_add(dt);
-                agg.advance_clock(now, &mut out);
+                agg.advance_clock(now, &mut updates);
             }
-            Step::Flush => agg.flush_changes(&mut out),
+            Step::Flush => agg.flush_changes(&mut updates),
         }
     }
-    agg.flush_changes(&mut out);
-    agg.close_all(&mut out);
-    (out, accepted)
+    agg.flush_changes(&mut updates);
+    agg.close_all(&mut updates);
+    (agg.bars(&updates), accepted)
 }
 
 proptest! {
@@ -932,5 +932,56 @@ proptest! {
         let mut agg = Aggregator::new(&windows, EmitPolicy::EveryChange);
         let (bars, accepted) = run_steps(&mut agg, start_s, &steps);
         check_emitted(&windows, &bars, &agg, accepted)?;
+    }
+}
+
+// ---------------------------------------------------------------------------
+// Solana logs and RPC messages
+
+/// Log lines as a node prints them, mixed with arbitrary ones.
+fn log_line() -> impl Strategy<Value = String> {
+    let program = select(vec![
+        "6EF8rrecthR5Dkzon8Nwu78hRvfCKubJ14M5uBEwF6P",
+        "pAMMBay6oceH9fJKBRHGP5D4bD4sWpmSwMn52FMfXEA",
+        "TokenkegQfeZyiNwAJbNbGKPFXCWuBvf9Ss623VQ5DA",
+        "MNFSTqtC93rEfYHB6hF82sKdZpUDFWkViLByLd1k1Ms",
+    ]);
+    prop_oneof![
+        (program.clone(), 1..6u8).prop_map(|(p, d)| format!("Program {p} invoke [{d}]")),
+        program.clone().prop_map(|p| format!("Program {p} success")),
+        program.prop_map(|p| format!("Program {p} failed: custom program error: 0x1771")),
+        vec(any::<u8>(), 0..200).prop_map(|b| format!("Program data: {}", STANDARD.encode(b))),
+        Just("Log truncated".to_owned()),
+        any::<String>(),
+    ]
+}
+
+proptest! {
+    #![proptest_config(config(1000))]
+
+    /// Any log attributes without panicking; every event found is a line
+    /// of one of the two programs, in order.
+    #[test]
+    fn log_attribution_never_panics(lines in vec(log_line(), 0..60)) {
+        let found = klinecast::source::logs::attribute(lines.iter().map(String::as_str));
+        let data_lines = lines.iter().filter(|l| l.starts_with("Program data: ")).count();
+        prop_assert!(found.events.len() + found.foreign as usize + found.orphan as usize <= data_lines);
+    }
+
+    /// Any text, and any JSON shaped like a notification or a transaction
+    /// with arbitrary logs, parses or is refused with a reason: no panic.
+    #[test]
+    fn rpc_messages_never_panic(text in any::<String>(), lines in vec(log_line(), 0..30), slot in any::<u64>()) {
+        let _ = klinecast::source::tx::parse_line(&text);
+        let notification = serde_json::json!({
+            "jsonrpc": "2.0", "method": "logsNotification",
+            "params": {"result": {"context": {"slot": slot}, "value": {"signature": text, "err": null, "logs": lines}}, "subscription": 1}
+        });
+        prop_assert!(klinecast::source::tx::parse_value(&notification).is_ok());
+        let transaction = serde_json::json!({
+            "slot": slot, "meta": {"err": null, "logMessages": lines, "innerInstructions": [{"index": 0, "instructions": [{"programIdIndex": 0, "data": text}]}]},
+            "transaction": [STANDARD.encode(text.as_bytes()), "base64"]
+        });
+        prop_assert!(klinecast::source::tx::parse_value(&transaction).is_ok());
     }
 }

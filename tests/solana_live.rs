@@ -580,3 +580,20 @@ fn wss_and_https_work_and_a_wrong_ca_is_reported() {
     assert!(fake_rpc::wait_until(WAIT, || bad.get("/healthz").contains("TLS")), "{}", bad.get("/healthz"));
     assert!(bad.get("/healthz").starts_with("HTTP/1.1 503"));
 }
+
+#[test]
+fn two_ingest_processes_split_the_coins_with_mint_shard() {
+    let node = FakeNode::plain();
+    let topic = support::fresh_topic("it-solana-shards");
+    let mut feed = Feed::new(&node, 4);
+    let a = Ingest::start(&node, &topic, &["--mint-shard", "0/2"]);
+    let b = Ingest::start(&node, &topic, &["--mint-shard", "1/2"]);
+    assert!(subscribed(&node, 2), "{}\n{}", a.log(), b.log());
+    feed.publish(&node, 40);
+    feed.wait_closed();
+    // Each process keeps its share; together they give every bar once.
+    let want = reference(&feed.trades);
+    check_bars(&closing_bars(&topic, want.len()), &want);
+    let other = |i: &Ingest| i.metric("klinecast_ingest_trades_dropped_total");
+    assert!(other(&a) > 0.0 && other(&b) > 0.0, "each dropped the other's coins");
+}

@@ -70,7 +70,7 @@ pub const VALID_TIMESTAMPS_S: std::ops::Range<i64> = 0..(1 << 40);
 /// Default bound on mints tracked at once by one aggregator.
 pub const DEFAULT_MAX_MINTS: usize = 100_000;
 
-/// Default bound on evicted mints whose `seq`s are kept (about 100 bytes
+/// Default bound on evicted mints whose `seq`s are kept (about 150 bytes
 /// each with four windows).
 pub const DEFAULT_MAX_EVICTED: usize = 1_000_000;
 
@@ -299,36 +299,39 @@ impl Series {
         }
     }
 
-    /// The series' bar as it goes out, `seq` included.
+    /// The update of this state of the series in `slot`, window `window`.
     #[inline(always)]
-    fn bar(&self, mint: &MintMeta, window_s: u32, closed: bool) -> Bar {
-        let bar = Bar {
-            format: BAR_FORMAT,
-            venues: self.venues,
-            quote_decimals: mint.quote_decimals,
-            mint: mint.key,
-            quote_mint: mint.quote_mint,
-            open_time_s: self.open_time_s,
-            window_s,
-            trades: self.trades,
-            open: self.open,
-            high: self.high,
-            low: self.low,
-            close: self.close,
-            volume_quote: self.volume_quote,
-            volume_tokens: self.volume_tokens,
-            buy_volume_quote: self.buy_volume_quote,
-            buy_volume_tokens: self.buy_volume_tokens,
-            seq: self.seq,
-            produced_ns: 0,
-            last_slot: self.last.slot,
-            last_signature: self.last.signature,
-            last_event: self.last.event,
-            resume_slot: 0,
-            closed,
-        };
-        debug_assert!(bar.check().is_ok(), "bar invariant broken: {bar:?}");
-        bar
+    fn update(&self, slot: usize, window: usize, closed: bool) -> Update {
+        Update { state: *self, slot: slot as u32, window: window as u16, closed }
+    }
+}
+
+/// One update the aggregator emitted, compact: the series' state and where
+/// it belongs. [`Aggregator::bar`] makes it the [`Bar`] that goes out. The
+/// mint and quote (64 bytes) are not copied into every update: they stay in
+/// the aggregator, and the update stays small enough (128 bytes) for the hot
+/// loop to move it without a `memcpy` call.
+#[derive(Debug, Clone, Copy)]
+pub struct Update {
+    /// The series' state, `seq` included.
+    state: Series,
+    /// The mint's slot.
+    slot: u32,
+    /// The window's index.
+    window: u16,
+    /// Whether this is the bar's closing update.
+    closed: bool,
+}
+
+impl Update {
+    /// Whether this is the bar's closing update.
+    pub fn closed(&self) -> bool {
+        self.closed
+    }
+
+    /// The update's `seq`.
+    pub fn seq(&self) -> u64 {
+        self.state.seq
     }
 }
 
@@ -469,6 +472,46 @@ impl Aggregator {
         }
     }
 
+    /// The bar an update stands for. Call before the next
+    /// [`Aggregator::evict_idle`] (which may give its mint's slot to another).
+    #[inline]
+    pub fn bar(&self, update: &Update) -> Bar {
+        let s = &update.state;
+        let mint = &self.mints[update.slot as usize];
+        let bar = Bar {
+            format: BAR_FORMAT,
+            venues: s.venues,
+            quote_decimals: mint.quote_decimals,
+            mint: mint.key,
+            quote_mint: mint.quote_mint,
+            open_time_s: s.open_time_s,
+            window_s: self.windows[usize::from(update.window)].len_s as u32,
+            trades: s.trades,
+            open: s.open,
+            high: s.high,
+            low: s.low,
+            close: s.close,
+            volume_quote: s.volume_quote,
+            volume_tokens: s.volume_tokens,
+            buy_volume_quote: s.buy_volume_quote,
+            buy_volume_tokens: s.buy_volume_tokens,
+            seq: s.seq,
+            produced_ns: 0,
+            last_slot: s.last.slot,
+            last_signature: s.last.signature,
+            last_event: s.last.event,
+            resume_slot: 0,
+            closed: update.closed,
+        };
+        debug_assert!(bar.check().is_ok(), "bar invariant broken: {bar:?}");
+        bar
+    }
+
+    /// The bars of `updates`, in order.
+    pub fn bars(&self, updates: &[Update]) -> Vec<Bar> {
+        updates.iter().map(|u| self.bar(u)).collect()
+    }
+
     /// Counters so far.
     pub fn stats(&self) -> &AggregateStats {
         &self.stats
@@ -492,8 +535,11 @@ impl Aggregator {
     /// Applies one trade: with the event clock, first moves the clock to its
     /// timestamp (closing bars that ended); then updates the open bar of
     /// each window.
-    #[inline]
-    pub fn apply(&mut self, trade: &Trade, out: &mut Vec<Bar>) -> Result<(), Rejected> {
+    // Always inlined into the caller's loop: the trade was just built there,
+    // and read back through memory its pieces would stall on
+    // store-to-load forwarding.
+    #[inline(always)]
+    pub fn apply(&mut self, trade: &Trade, out: &mut Vec<Update>) -> Result<(), Rejected> {
         if !(trade.price.is_finite() && trade.price >= 0.0) {
             self.stats.no_price += 1;
             return Err(Rejected::NoPrice);
@@ -550,7 +596,7 @@ impl Aggregator {
     /// Moves the clock forward to `now_s` (never back) and closes every bar
     /// whose end is at or before it.
     #[inline]
-    pub fn advance_clock(&mut self, now_s: i64, out: &mut Vec<Bar>) {
+    pub fn advance_clock(&mut self, now_s: i64, out: &mut Vec<Update>) {
         if now_s <= self.clock_s {
             return;
         }
@@ -564,7 +610,7 @@ impl Aggregator {
 
     /// Emits the latest state of every open bar that changed since it was
     /// last emitted (coalescing policy).
-    pub fn flush_changes(&mut self, out: &mut Vec<Bar>) {
+    pub fn flush_changes(&mut self, out: &mut Vec<Update>) {
         let count = self.windows.len();
         for idx in std::mem::take(&mut self.dirty) {
             let series = &mut self.series[idx];
@@ -573,13 +619,12 @@ impl Aggregator {
             }
             series.seq += 1;
             self.stats.updates += 1;
-            let window_s = self.windows[idx % count].len_s as u32;
-            out.push(series.bar(&self.mints[idx / count], window_s, false));
+            out.push(series.update(idx / count, idx % count, false));
         }
     }
 
     /// Closes every open bar (end of a replay, or shutdown).
-    pub fn close_all(&mut self, out: &mut Vec<Bar>) {
+    pub fn close_all(&mut self, out: &mut Vec<Update>) {
         let every_window = u32::MAX >> (u32::BITS as usize - self.windows.len());
         self.close_due(every_window, i64::MAX, out);
     }
@@ -769,24 +814,23 @@ impl Aggregator {
     /// Applies a trade that is late for no window, whose series hold no
     /// earlier bar, to every window of the mint in `slot`: the hot path.
     #[inline]
-    fn apply_on_time(&mut self, slot: usize, fill: &Fill, out: &mut Vec<Bar>) {
+    fn apply_on_time(&mut self, slot: usize, fill: &Fill, out: &mut Vec<Update>) {
         let count = self.windows.len();
         let series = &mut self.series[slot * count..][..count];
         let open_words = &mut self.open_bits[slot / MINTS_PER_WORD * count..][..count];
         let bit = 1 << (slot % MINTS_PER_WORD);
         let windows = self.windows.iter().zip(open_words);
-        let meta = &self.mints[slot];
         match self.config.policy {
             EmitPolicy::EveryChange => {
                 // One exact-size extend: no capacity check per bar. The bar
                 // is built from the new state in registers: reading it back
                 // from the series right after storing it field by field
                 // would stall on store-to-load forwarding.
-                out.extend(series.iter_mut().zip(windows).map(|(series, (window, open_word))| {
+                out.extend(series.iter_mut().zip(windows).enumerate().map(|(w, (series, (window, open_word)))| {
                     let next = Series { seq: series.seq + 1, ..series.after(window.open_s, fill) };
                     *series = next;
                     mark_open(open_word, bit);
-                    next.bar(meta, window.len_s as u32, false)
+                    next.update(slot, w, false)
                 }));
                 self.stats.updates += count as u64;
             }
@@ -798,7 +842,7 @@ impl Aggregator {
                     }
                     *series = next;
                     mark_open(open_word, bit);
-                    debug_assert!(next.bar(meta, window.len_s as u32, false).check().is_ok());
+                    debug_assert!(next.low <= next.open && next.open <= next.high);
                 }
             }
         }
@@ -810,7 +854,7 @@ impl Aggregator {
     /// holds an earlier bar, that bar closes first; where a restored series
     /// already applied it, it is skipped.
     #[cold]
-    fn apply_each(&mut self, slot: usize, fill: &Fill, out: &mut Vec<Bar>) {
+    fn apply_each(&mut self, slot: usize, fill: &Fill, out: &mut Vec<Update>) {
         let count = self.windows.len();
         let mut applied = false;
         for w in 0..count {
@@ -844,7 +888,7 @@ impl Aggregator {
                 let closing = Series { seq: series.seq + 1, ..series };
                 self.series[idx] = Series { seq: closing.seq, last: series.last, ..Series::NONE_OPEN };
                 self.open_bits[word] &= !bit;
-                out.push(closing.bar(&self.mints[slot], window.len_s as u32, true));
+                out.push(closing.update(slot, w, true));
                 self.stats.closes += 1;
                 self.stats.updates += 1;
             }
@@ -856,7 +900,7 @@ impl Aggregator {
                 EmitPolicy::EveryChange => {
                     series.seq += 1;
                     self.stats.updates += 1;
-                    out.push(series.bar(&self.mints[slot], window.len_s as u32, false));
+                    out.push(series.update(slot, w, false));
                 }
                 EmitPolicy::Coalesce if !std::mem::replace(&mut series.dirty, true) => self.dirty.push(idx),
                 EmitPolicy::Coalesce => {}
@@ -880,7 +924,7 @@ impl Aggregator {
     /// or before `now_s`, in series order (mint by mint, windows in order),
     /// and sets those windows' next close.
     #[cold]
-    fn close_due(&mut self, due: u32, now_s: i64, out: &mut Vec<Bar>) {
+    fn close_due(&mut self, due: u32, now_s: i64, out: &mut Vec<Update>) {
         let count = self.windows.len();
         for w in windows_in(due) {
             let window = &mut self.windows[w];
@@ -911,7 +955,7 @@ impl Aggregator {
                     words[w] &= !bit;
                     let closing = Series { seq: series.seq + 1, ..*series };
                     *series = Series { seq: closing.seq, last: closing.last, ..Series::NONE_OPEN };
-                    out.push(closing.bar(&self.mints[slot], window.len_s as u32, true));
+                    out.push(closing.update(slot, w, true));
                     closes += 1;
                 }
             }

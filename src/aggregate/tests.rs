@@ -23,6 +23,32 @@ fn trade(mint: Pubkey, ts: i64, price_milli: u64, sol: u64, is_buy: bool) -> Tra
     }
 }
 
+/// The aggregator's calls, with the updates they emit turned into bars.
+fn apply(a: &mut Aggregator, t: &Trade, out: &mut Vec<Bar>) -> Result<(), Rejected> {
+    let mut updates = Vec::new();
+    let result = a.apply(t, &mut updates);
+    out.extend(a.bars(&updates));
+    result
+}
+
+fn advance_clock(a: &mut Aggregator, now_s: i64, out: &mut Vec<Bar>) {
+    let mut updates = Vec::new();
+    a.advance_clock(now_s, &mut updates);
+    out.extend(a.bars(&updates));
+}
+
+fn flush_changes(a: &mut Aggregator, out: &mut Vec<Bar>) {
+    let mut updates = Vec::new();
+    a.flush_changes(&mut updates);
+    out.extend(a.bars(&updates));
+}
+
+fn close_all(a: &mut Aggregator, out: &mut Vec<Bar>) {
+    let mut updates = Vec::new();
+    a.close_all(&mut updates);
+    out.extend(a.bars(&updates));
+}
+
 fn price(price_milli: u64) -> f64 {
     (price_milli * 10) as f64 / 1e9 / 1e9
 }
@@ -34,7 +60,7 @@ fn agg(windows: &str) -> Aggregator {
 fn run(agg: &mut Aggregator, trades: &[Trade]) -> Vec<Bar> {
     let mut out = Vec::new();
     for t in trades {
-        agg.apply(t, &mut out).unwrap();
+        apply(agg, t, &mut out).unwrap();
     }
     out
 }
@@ -106,15 +132,15 @@ fn the_clock_closes_bars_at_their_end_not_before() {
     let mut a = agg("1s,1m");
     let mut out = run(&mut a, &[trade(A, 60, 100, 1, true)]);
     out.clear();
-    a.advance_clock(60, &mut out);
+    advance_clock(&mut a, 60, &mut out);
     assert!(out.is_empty());
-    a.advance_clock(61, &mut out);
+    advance_clock(&mut a, 61, &mut out);
     assert_eq!(closed(&out).iter().map(|b| b.window_s).collect::<Vec<_>>(), [1]);
-    a.advance_clock(119, &mut out);
+    advance_clock(&mut a, 119, &mut out);
     assert_eq!(closed(&out).len(), 1);
-    a.advance_clock(120, &mut out);
+    advance_clock(&mut a, 120, &mut out);
     assert_eq!(closed(&out).iter().map(|b| b.window_s).collect::<Vec<_>>(), [1, 60]);
-    a.advance_clock(50, &mut out);
+    advance_clock(&mut a, 50, &mut out);
     assert_eq!(a.clock_s(), 120, "the clock never goes back");
 }
 
@@ -166,19 +192,19 @@ fn coalescing_emits_latest_state_once_and_closes_always() {
     let mut a = Aggregator::new(&windows, EmitPolicy::Coalesce);
     let mut out = Vec::new();
     for p in [100, 300, 200] {
-        a.apply(&trade(A, 0, p, 1, true), &mut out).unwrap();
+        apply(&mut a, &trade(A, 0, p, 1, true), &mut out).unwrap();
     }
     assert!(out.is_empty());
-    a.flush_changes(&mut out);
+    flush_changes(&mut a, &mut out);
     assert_eq!(out.len(), 1);
     assert_eq!((out[0].trades, out[0].high, out[0].close, out[0].seq), (3, price(300), price(200), 1));
-    a.flush_changes(&mut out);
+    flush_changes(&mut a, &mut out);
     assert_eq!(out.len(), 1, "nothing changed, nothing emitted");
-    a.apply(&trade(A, 0, 50, 1, true), &mut out).unwrap();
-    a.apply(&trade(A, 1, 60, 1, true), &mut out).unwrap();
+    apply(&mut a, &trade(A, 0, 50, 1, true), &mut out).unwrap();
+    apply(&mut a, &trade(A, 1, 60, 1, true), &mut out).unwrap();
     assert_eq!(out.len(), 2, "the close goes out at once, superseding the pending change");
     assert_eq!((out[1].closed, out[1].low, out[1].seq), (true, price(50), 2));
-    a.flush_changes(&mut out);
+    flush_changes(&mut a, &mut out);
     assert_eq!((out.len(), out[2].open_time_s, out[2].seq), (3, 1, 3));
 }
 
@@ -187,11 +213,11 @@ fn close_all_flushes_every_open_bar() {
     let mut a = agg("1s,1m,5m,1h");
     let mut out = run(&mut a, &[trade(A, 7, 100, 1, true), trade(B, 7, 100, 1, true)]);
     out.clear();
-    a.close_all(&mut out);
+    close_all(&mut a, &mut out);
     assert_eq!(out.len(), 8);
     assert!(out.iter().all(|b| b.closed));
     out.clear();
-    a.close_all(&mut out);
+    close_all(&mut a, &mut out);
     assert!(out.is_empty(), "a bar closes once");
 }
 
@@ -202,9 +228,9 @@ fn trades_without_price_and_over_the_mint_limit_are_rejected() {
     let mut out = Vec::new();
     let mut no_price = trade(A, 0, 100, 1, true);
     no_price.price = f64::NAN;
-    assert_eq!(a.apply(&no_price, &mut out), Err(Rejected::NoPrice));
-    assert_eq!(a.apply(&trade(A, 0, 1, 1, true), &mut out), Ok(()));
-    assert_eq!(a.apply(&trade(B, 0, 1, 1, true), &mut out), Err(Rejected::MintLimit));
+    assert_eq!(apply(&mut a, &no_price, &mut out), Err(Rejected::NoPrice));
+    assert_eq!(apply(&mut a, &trade(A, 0, 1, 1, true), &mut out), Ok(()));
+    assert_eq!(apply(&mut a, &trade(B, 0, 1, 1, true), &mut out), Err(Rejected::MintLimit));
     assert_eq!((a.stats().no_price, a.stats().mint_limit, a.mint_count()), (1, 1, 1));
 }
 
@@ -450,11 +476,11 @@ fn same_as_model(
         match rng.below(20) {
             0 => {
                 now += rng.below(90) as i64;
-                agg.advance_clock(now, &mut ours);
+                advance_clock(agg, now, &mut ours);
                 model.advance_clock(now, &mut theirs);
             }
             1 => {
-                agg.flush_changes(&mut ours);
+                flush_changes(agg, &mut ours);
                 model.flush_changes(&mut theirs);
             }
             _ => {
@@ -470,7 +496,7 @@ fn same_as_model(
                 if rng.below(50) == 0 {
                     t.price = f64::INFINITY;
                 }
-                assert_eq!(agg.apply(&t, &mut ours), model.apply(&t, &mut theirs), "step {step}");
+                assert_eq!(apply(agg, &t, &mut ours), model.apply(&t, &mut theirs), "step {step}");
             }
         }
         assert_eq!(ours, theirs, "step {step}");
@@ -495,7 +521,7 @@ fn emits_exactly_what_the_plain_model_emits() {
         let start = 1_770_645_600 + rng.below(3600) as i64;
         let now = same_as_model(&mut agg, &mut model, &mut rng, mints, 400, start);
         let (mut ours, mut theirs) = (Vec::new(), Vec::new());
-        agg.close_all(&mut ours);
+        close_all(&mut agg, &mut ours);
         model.close_all(&mut theirs);
         assert_eq!(ours, theirs, "case {case}: close_all");
         same_as_model(&mut agg, &mut model, &mut rng, mints, 100, now);
@@ -519,7 +545,7 @@ fn restored_series_continue_as_in_the_model() {
         let (mut ours, mut theirs) = (Vec::new(), Vec::new());
         if case % 3 == 0 {
             // Restoring after the clock moved: bars that ended are not reopened.
-            agg.advance_clock(now - 30, &mut ours);
+            advance_clock(&mut agg, now - 30, &mut ours);
             model.advance_clock(now - 30, &mut theirs);
         }
         for bar in &last {
@@ -528,12 +554,12 @@ fn restored_series_continue_as_in_the_model() {
         }
         // Continue from the first run's clock, so no restored bar lies in the
         // future of a trade.
-        agg.advance_clock(now, &mut ours);
+        advance_clock(&mut agg, now, &mut ours);
         model.advance_clock(now, &mut theirs);
         assert_eq!(ours, theirs, "case {case}: restored bars that ended");
         same_as_model(&mut agg, &mut model, &mut rng, 70, 300, now);
         let (mut ours, mut theirs) = (Vec::new(), Vec::new());
-        agg.close_all(&mut ours);
+        close_all(&mut agg, &mut ours);
         model.close_all(&mut theirs);
         assert_eq!(ours, theirs, "case {case}: close_all");
     }
@@ -544,7 +570,7 @@ fn timestamps_outside_the_valid_range_are_refused() {
     let mut a = agg("1s,1h");
     let mut out = Vec::new();
     for ts in [-1, VALID_TIMESTAMPS_S.end, i64::MIN, i64::MAX] {
-        assert_eq!(a.apply(&trade(A, ts, 100, 1, true), &mut out), Err(Rejected::BadTimestamp));
+        assert_eq!(apply(&mut a, &trade(A, ts, 100, 1, true), &mut out), Err(Rejected::BadTimestamp));
     }
     assert!(out.is_empty());
     assert_eq!((a.stats().bad_timestamp, a.clock_s(), a.mint_count()), (4, i64::MIN, 0));
@@ -585,11 +611,11 @@ fn a_restored_bar_closes_at_its_own_end() {
         closed: false,
     };
     let mut out = Vec::new();
-    a.advance_clock(100, &mut out);
+    advance_clock(&mut a, 100, &mut out);
     assert!(a.restore(&restored));
-    a.advance_clock(179, &mut out);
+    advance_clock(&mut a, 179, &mut out);
     assert!(out.is_empty());
-    a.advance_clock(180, &mut out);
+    advance_clock(&mut a, 180, &mut out);
     assert_eq!(out, [Bar { closed: true, seq: 8, ..restored }]);
 }
 
@@ -665,7 +691,7 @@ fn with_the_external_clock_trades_close_only_their_own_series() {
     let kinds: Vec<(Pubkey, i64, bool)> = out.iter().map(|b| (b.mint, b.open_time_s, b.closed)).collect();
     assert_eq!(kinds, [(A, 10, false), (B, 12, false), (A, 10, true), (A, 11, false)]);
     let mut out = Vec::new();
-    a.advance_clock(12, &mut out);
+    advance_clock(&mut a, 12, &mut out);
     assert_eq!(out.iter().map(|b| (b.mint, b.closed)).collect::<Vec<_>>(), [(A, true)]);
     // A trade older than its series' open bar, or whose bar ended by the
     // clock, is late.
@@ -689,9 +715,9 @@ fn the_external_clock_emits_what_the_model_emits() {
         let mut model = Model { external_clock: true, ..Model::new(&windows, policy, DEFAULT_MAX_MINTS) };
         let now = same_as_model(&mut agg, &mut model, &mut rng, mints, 400, 1_770_645_600);
         let (mut ours, mut theirs) = (Vec::new(), Vec::new());
-        agg.advance_clock(now + 2, &mut ours);
+        advance_clock(&mut agg, now + 2, &mut ours);
         model.advance_clock(now + 2, &mut theirs);
-        agg.close_all(&mut ours);
+        close_all(&mut agg, &mut ours);
         model.close_all(&mut theirs);
         assert_eq!(ours, theirs, "case {case}");
     }
@@ -701,12 +727,12 @@ fn the_external_clock_emits_what_the_model_emits() {
 fn a_coin_trades_in_one_quote() {
     let mut a = agg("1s");
     let mut out = Vec::new();
-    a.apply(&trade(A, 1, 100, 1, true), &mut out).unwrap();
+    apply(&mut a, &trade(A, 1, 100, 1, true), &mut out).unwrap();
     let usdc = Trade { quote_mint: crate::codec::quote::USDC_MINT, quote_decimals: 6, ..trade(A, 1, 100, 1, true) };
-    assert_eq!(a.apply(&usdc, &mut out), Err(Rejected::QuoteMismatch));
+    assert_eq!(apply(&mut a, &usdc, &mut out), Err(Rejected::QuoteMismatch));
     assert_eq!((a.stats().quote_mismatch, out.len()), (1, 1));
     let other = Trade { mint: B, ..usdc };
-    a.apply(&other, &mut out).unwrap();
+    apply(&mut a, &other, &mut out).unwrap();
     assert_eq!((out[1].quote_mint, out[1].quote_decimals), (crate::codec::quote::USDC_MINT, 6));
 }
 
@@ -740,9 +766,9 @@ fn many_short_lived_mints_go_through_a_small_bound() {
     for i in 0..2_000u64 {
         let t0 = 1_000 + 70 * i as i64;
         for k in 0..3 {
-            a.apply(&trade(mint(i), t0 + k, 100, 1, true), &mut out).unwrap();
+            apply(&mut a, &trade(mint(i), t0 + k, 100, 1, true), &mut out).unwrap();
         }
-        a.advance_clock(t0 + 64, &mut out);
+        advance_clock(&mut a, t0 + 64, &mut out);
         a.evict_idle();
         peak = peak.max(a.mint_count());
     }
@@ -753,7 +779,8 @@ fn many_short_lived_mints_go_through_a_small_bound() {
     // The last coin evicted comes back: its series go on with seq + 1.
     let before = out.iter().rfind(|b| b.mint == mint(1_998) && b.window_s == 1).map(|b| b.seq).unwrap();
     out.clear();
-    a.apply(&trade(mint(1_998), a.clock_s() + 10, 100, 1, true), &mut out).unwrap();
+    let later = a.clock_s() + 10;
+    apply(&mut a, &trade(mint(1_998), later, 100, 1, true), &mut out).unwrap();
     assert_eq!(out[0].seq, before + 1);
     assert_eq!(a.stats().returned, 1);
 }
@@ -813,4 +840,16 @@ fn a_restored_series_skips_replayed_trades_up_to_its_last_position() {
         let (want, got) = (last_of(*w, &all), last_of(*w, &after));
         assert_eq!(got, want, "window {w}");
     }
+}
+
+#[test]
+fn the_memory_per_mint_is_what_the_docs_say() {
+    // docs/solana.md "Run for weeks": 88 bytes of coin state and 112 per
+    // window (plus an index entry of 8 bytes at most a quarter full).
+    assert_eq!(std::mem::size_of::<MintMeta>(), 88);
+    assert_eq!(std::mem::size_of::<Series>(), 112);
+    assert_eq!(std::mem::size_of::<IndexEntry>(), 8);
+    // An update fits in 128 bytes: the hot loop moves it without a memcpy
+    // call (a 193-byte bar would need one).
+    assert!(std::mem::size_of::<Update>() <= 128);
 }

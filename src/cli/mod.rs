@@ -175,7 +175,7 @@ pub struct IngestArgs {
     #[arg(long, env = "KLINECAST_MAX_MINTS", default_value_t = DEFAULT_MAX_MINTS)]
     pub max_mints: usize,
     /// Most evicted mints whose series numbers are kept so they continue
-    /// when they trade again (about 100 bytes each).
+    /// when they trade again (about 150 bytes each).
     #[arg(long, env = "KLINECAST_MAX_EVICTED_MINTS", default_value_t = DEFAULT_MAX_EVICTED)]
     pub max_evicted_mints: usize,
     /// Most PumpSwap pools known at once.

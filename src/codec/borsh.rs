@@ -215,7 +215,7 @@ impl<'a> Fields<'a> {
 }
 
 /// Checks the discriminator and the shortest layout's length.
-#[inline]
+#[inline(always)]
 pub fn check_head(bytes: &[u8], discriminator: &Discriminator, min_len: usize) -> Result<(), DecodeError> {
     let Some(found) = bytes.first_chunk::<8>() else {
         return Err(DecodeError::TooShort { len: bytes.len(), need: min_len });

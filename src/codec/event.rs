@@ -110,7 +110,9 @@ pub enum Event {
 /// Decodes a record emitted by `program` (`None`: origin unknown, read by
 /// discriminator alone). A discriminator that is none of the events above
 /// (for that program) is [`DecodeError::WrongDiscriminator`].
-#[inline]
+// Always inlined: it is the first step of the hot loop (SPEC §7), and a call
+// would return the event through memory, copied twice.
+#[inline(always)]
 pub fn decode(program: Option<Program>, bytes: &[u8]) -> Result<Event, DecodeError> {
     let Some(head) = bytes.first_chunk::<8>() else {
         return Err(DecodeError::TooShort { len: bytes.len(), need: 8 });

@@ -96,12 +96,53 @@ mod offset {
 /// Bytes of one `Shareholder` (`address: Pubkey, share_bps: u16`).
 pub const SHAREHOLDER_LEN: usize = 32 + 2;
 
-impl TradeEvent {
+/// The fields of a `TradeEvent` that pricing and aggregation read: what the
+/// ingest loop decodes (112 bytes, small enough to stay out of `memcpy`;
+/// [`TradeEvent`] adds the trader and the real reserves).
+///
+/// `repr(C)`: laid out as written, 8-byte aligned, so a `Result` of it keeps
+/// every field at its aligned place; rustc's own layout packed the keys
+/// (alignment 1) around the result's tag at odd offsets, and the hot loop
+/// then stalled reading them back (store-to-load forwarding fails on
+/// misaligned partial overlaps).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[repr(C)]
+pub struct TradeFields {
+    /// The token traded.
+    pub mint: Pubkey,
+    /// The coin's quote mint; all zero = SOL (also in layouts before quote
+    /// mints existed).
+    pub quote_mint: Pubkey,
+    /// Tokens received (buy) or paid (sell), raw units.
+    pub token_amount: u64,
+    /// Block time, unix seconds.
+    pub timestamp: i64,
+    /// Bonding-curve virtual token reserves after the trade, raw units.
+    pub virtual_token_reserves: u64,
+    /// Quote paid or received, quote base units (`sol_amount` for SOL coins
+    /// and older layouts).
+    pub quote_amount: u64,
+    /// Virtual quote reserves after the trade (`virtual_sol_reserves` for
+    /// SOL coins and older layouts).
+    pub virtual_quote_reserves: u64,
+    /// `true` for a buy.
+    pub is_buy: bool,
+}
+
+/// What the fields appended after the oldest layout add.
+#[derive(Debug, Clone, Copy, Default)]
+struct Appended {
+    real_sol_reserves: u64,
+    real_token_reserves: u64,
+    quote: Option<(Pubkey, Option<u64>, Option<u64>)>,
+}
+
+impl TradeFields {
     /// Decodes one event record of any layout (see the module docs).
     // Inlined into the caller's loop (another crate, without LTO), so the
-    // event is built where the caller keeps it instead of being returned
+    // fields are built where the caller uses them instead of being returned
     // through memory and copied, and fields the caller never reads cost less.
-    #[inline]
+    #[inline(always)]
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         check_head(bytes, &TRADE_EVENT_DISCRIMINATOR, TRADE_EVENT_OLDEST_LEN)?;
         let is_buy = match bytes[offset::IS_BUY] {
@@ -110,84 +151,137 @@ impl TradeEvent {
             byte => return Err(DecodeError::BadBool { field: "is_buy", byte }),
         };
         let u64_at = |at: usize| u64::from_le_bytes(array(bytes, at));
-        let sol_amount = u64_at(offset::SOL_AMOUNT);
-        let virtual_sol_reserves = u64_at(offset::VIRTUAL_SOL);
-        let mut event = Self {
-            user: array(bytes, offset::USER),
+        let mut fields = Self {
             mint: array(bytes, offset::MINT),
-            sol_amount,
+            quote_mint: [0; 32],
             token_amount: u64_at(offset::TOKEN_AMOUNT),
             timestamp: i64::from_le_bytes(array(bytes, offset::TIMESTAMP)),
-            virtual_sol_reserves,
             virtual_token_reserves: u64_at(offset::VIRTUAL_TOKEN),
-            real_sol_reserves: 0,
-            real_token_reserves: 0,
-            quote_mint: [0; 32],
-            quote_amount: sol_amount,
-            virtual_quote_reserves: virtual_sol_reserves,
+            quote_amount: u64_at(offset::SOL_AMOUNT),
+            virtual_quote_reserves: u64_at(offset::VIRTUAL_SOL),
             is_buy,
         };
-        if bytes.len() == TRADE_EVENT_MIN_LEN {
-            // The common 2024 layout, and the mock's: no walk needed.
-            event.real_sol_reserves = u64_at(offset::REAL_SOL);
-            event.real_token_reserves = u64_at(offset::REAL_TOKEN);
-        } else if bytes.len() > TRADE_EVENT_OLDEST_LEN {
-            event.read_appended(&mut Fields::at(bytes, offset::REAL_SOL))?;
+        // The common 2024 layout (and the mock's) has nothing to walk.
+        if bytes.len() != TRADE_EVENT_MIN_LEN
+            && bytes.len() > TRADE_EVENT_OLDEST_LEN
+            && let Some((mint, amount, reserves)) = read_appended(bytes)?.quote
+        {
+            fields.quote_mint = mint;
+            fields.quote_amount = amount.unwrap_or(fields.quote_amount);
+            fields.virtual_quote_reserves = reserves.unwrap_or(fields.virtual_quote_reserves);
         }
-        Ok(event)
+        Ok(fields)
     }
 
-    /// Reads (and checks) the fields appended after the oldest layout, as
-    /// far as the record goes, keeping the ones aggregation needs.
-    #[cold]
-    fn read_appended(&mut self, f: &mut Fields<'_>) -> Result<(), DecodeError> {
-        self.real_sol_reserves = f.u64("real_sol_reserves")?;
-        if f.done() {
-            return Ok(());
+    /// Whether the coin is quoted in SOL (all-zero quote mint).
+    #[inline]
+    pub fn quoted_in_sol(&self) -> bool {
+        self.quote_mint == [0; 32]
+    }
+
+    /// Price in the coin's quote per whole token, from the virtual reserves
+    /// after the trade, given the quote's decimals. `None` when the token
+    /// reserves are zero (no price can be quoted).
+    #[inline]
+    pub fn price(&self, quote_decimals: u8) -> Option<f64> {
+        if self.virtual_token_reserves == 0 {
+            return None;
         }
-        self.real_token_reserves = f.u64("real_token_reserves")?;
-        // Fees and creator (2025), volume tracking, ix_name and mayhem mode,
-        // cashback and buyback, shareholders: checked, not kept.
-        macro_rules! skip {
-            ($($read:ident $name:literal),* $(,)?) => {$(
-                if f.done() { return Ok(()); }
-                f.$read($name)?;
-            )*};
+        let quote = self.virtual_quote_reserves as f64 / pow10(quote_decimals);
+        let tokens = self.virtual_token_reserves as f64 / TOKEN_UNITS_PER_TOKEN;
+        Some(quote / tokens)
+    }
+}
+
+/// Reads (and checks) the fields appended after the oldest layout, as far
+/// as the record goes.
+#[cold]
+fn read_appended(bytes: &[u8]) -> Result<Appended, DecodeError> {
+    let f = &mut Fields::at(bytes, offset::REAL_SOL);
+    let mut out = Appended { real_sol_reserves: f.u64("real_sol_reserves")?, ..Appended::default() };
+    if f.done() {
+        return Ok(out);
+    }
+    out.real_token_reserves = f.u64("real_token_reserves")?;
+    // Fees and creator (2025), volume tracking, ix_name and mayhem mode,
+    // cashback and buyback, shareholders: checked, not kept.
+    macro_rules! skip {
+        ($($read:ident $name:literal),* $(,)?) => {$(
+            if f.done() { return Ok(out); }
+            f.$read($name)?;
+        )*};
+    }
+    skip!(
+        pubkey "fee_recipient", u64 "fee_basis_points", u64 "fee",
+        pubkey "creator", u64 "creator_fee_basis_points", u64 "creator_fee",
+        bool "track_volume", u64 "total_unclaimed_tokens", u64 "total_claimed_tokens",
+        u64 "current_sol_volume", i64 "last_update_timestamp",
+        string "ix_name", bool "mayhem_mode",
+        u64 "cashback_fee_basis_points", u64 "cashback",
+        u64 "buyback_fee_basis_points", u64 "buyback_fee",
+    );
+    if f.done() {
+        return Ok(out);
+    }
+    f.vec("shareholders", SHAREHOLDER_LEN)?;
+    if f.done() {
+        return Ok(out);
+    }
+    // Quote mints (May 2026): for SOL coins the quote fields repeat the
+    // SOL ones; for others the SOL fields are 0 and these hold the trade.
+    let quote_mint = f.pubkey("quote_mint")?;
+    let quote_amount = if f.done() { None } else { Some(f.u64("quote_amount")?) };
+    let virtual_quote = if f.done() { None } else { Some(f.u64("virtual_quote_reserves")?) };
+    if !f.done() {
+        f.u64("real_quote_reserves")?;
+    }
+    // Bytes after `real_quote_reserves`: fields the IDL does not describe
+    // yet; accepted as they are.
+    out.quote = Some((quote_mint, quote_amount, virtual_quote));
+    Ok(out)
+}
+
+impl TradeEvent {
+    /// Decodes one event record of any layout (see the module docs): the
+    /// fields of [`TradeFields::decode`], the trader and the real reserves.
+    #[inline]
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        let fields = TradeFields::decode(bytes)?;
+        let u64_at = |at: usize| u64::from_le_bytes(array(bytes, at));
+        let (real_sol_reserves, real_token_reserves) = match bytes.len() {
+            TRADE_EVENT_OLDEST_LEN => (0, 0),
+            TRADE_EVENT_MIN_LEN => (u64_at(offset::REAL_SOL), u64_at(offset::REAL_TOKEN)),
+            _ => read_appended(bytes).map(|a| (a.real_sol_reserves, a.real_token_reserves))?,
+        };
+        Ok(Self {
+            user: array(bytes, offset::USER),
+            mint: fields.mint,
+            sol_amount: u64_at(offset::SOL_AMOUNT),
+            token_amount: fields.token_amount,
+            timestamp: fields.timestamp,
+            virtual_sol_reserves: u64_at(offset::VIRTUAL_SOL),
+            virtual_token_reserves: fields.virtual_token_reserves,
+            real_sol_reserves,
+            real_token_reserves,
+            quote_mint: fields.quote_mint,
+            quote_amount: fields.quote_amount,
+            virtual_quote_reserves: fields.virtual_quote_reserves,
+            is_buy: fields.is_buy,
+        })
+    }
+
+    /// The fields pricing reads.
+    pub fn fields(&self) -> TradeFields {
+        TradeFields {
+            mint: self.mint,
+            quote_mint: self.quote_mint,
+            token_amount: self.token_amount,
+            timestamp: self.timestamp,
+            virtual_token_reserves: self.virtual_token_reserves,
+            quote_amount: self.quote_amount,
+            virtual_quote_reserves: self.virtual_quote_reserves,
+            is_buy: self.is_buy,
         }
-        skip!(
-            pubkey "fee_recipient", u64 "fee_basis_points", u64 "fee",
-            pubkey "creator", u64 "creator_fee_basis_points", u64 "creator_fee",
-            bool "track_volume", u64 "total_unclaimed_tokens", u64 "total_claimed_tokens",
-            u64 "current_sol_volume", i64 "last_update_timestamp",
-            string "ix_name", bool "mayhem_mode",
-            u64 "cashback_fee_basis_points", u64 "cashback",
-            u64 "buyback_fee_basis_points", u64 "buyback_fee",
-        );
-        if f.done() {
-            return Ok(());
-        }
-        f.vec("shareholders", SHAREHOLDER_LEN)?;
-        if f.done() {
-            return Ok(());
-        }
-        // Quote mints (May 2026): for SOL coins the quote fields repeat the
-        // SOL ones; for others the SOL fields are 0 and these hold the trade.
-        let quote_mint = f.pubkey("quote_mint")?;
-        let quote_amount = if f.done() { None } else { Some(f.u64("quote_amount")?) };
-        let virtual_quote = if f.done() { None } else { Some(f.u64("virtual_quote_reserves")?) };
-        if !f.done() {
-            f.u64("real_quote_reserves")?;
-        }
-        // Bytes after `real_quote_reserves`: fields the IDL does not
-        // describe yet; accepted as they are.
-        self.quote_mint = quote_mint;
-        if let Some(amount) = quote_amount {
-            self.quote_amount = amount;
-        }
-        if let Some(reserves) = virtual_quote {
-            self.virtual_quote_reserves = reserves;
-        }
-        Ok(())
     }
 
     /// Encodes the event as the 2024 (129-byte) program version does. Used
@@ -216,17 +310,10 @@ impl TradeEvent {
         self.quote_mint == [0; 32]
     }
 
-    /// Price in the coin's quote per whole token, from the virtual reserves
-    /// after the trade, given the quote's decimals. `None` when the token
-    /// reserves are zero (no price can be quoted).
+    /// Price in the coin's quote per whole token ([`TradeFields::price`]).
     #[inline]
     pub fn price(&self, quote_decimals: u8) -> Option<f64> {
-        if self.virtual_token_reserves == 0 {
-            return None;
-        }
-        let quote = self.virtual_quote_reserves as f64 / pow10(quote_decimals);
-        let tokens = self.virtual_token_reserves as f64 / TOKEN_UNITS_PER_TOKEN;
-        Some(quote / tokens)
+        self.fields().price(quote_decimals)
     }
 
     /// Price in SOL per whole token of a SOL-quoted coin.

@@ -19,13 +19,12 @@ use std::time::{Duration, Instant};
 use glommio::timer::sleep;
 
 use crate::aggregate::{
-    AggregateStats, Aggregator, AggregatorConfig, ClockMode, EmitPolicy, Rejected, SeqOrigin, Windows,
+    AggregateStats, Aggregator, AggregatorConfig, ClockMode, EmitPolicy, Rejected, SeqOrigin, Update, Windows,
 };
 use crate::codec::amm::PoolMints;
 use crate::codec::bar::Bar;
 use crate::codec::borsh::{Pubkey, RejectKind};
-use crate::codec::event;
-use crate::market::{Market, Unpriced};
+use crate::market::{Market, Skip, Unpriced};
 use crate::runtime::Shutdown;
 use crate::sink::{KafkaSink, SendError};
 use crate::source::mock::unix_now_s;
@@ -188,8 +187,8 @@ struct Ingest {
     lookups: Vec<Lookup>,
     /// Whether the source can look things up (else unknowns are counted).
     can_look_up: bool,
-    /// Bars to produce.
-    out: Vec<Bar>,
+    /// Updates to produce.
+    out: Vec<Update>,
     report: IngestReport,
     checkpoint: Checkpoint,
     /// Every trade applied so far is in `out`, so the next send completes a
@@ -225,7 +224,7 @@ pub async fn run(
         }
         ingest.tick(clock, &source, &mut next_flush);
         let resume_slot = ingest.checkpoint.resume_slot(sink.acked(), source.safe_slot());
-        send_all(&mut sink, &mut ingest.out, &mut ingest.report, resume_slot, &shutdown).await;
+        send_all(&mut sink, &ingest.agg, &mut ingest.out, &mut ingest.report, resume_slot, &shutdown).await;
         ingest.after_send(&sink, resume_slot);
         sink.poll();
         if Instant::now() >= next_sweep {
@@ -251,7 +250,7 @@ pub async fn run(
         ingest.agg.flush_changes(&mut ingest.out);
     }
     let resume_slot = ingest.checkpoint.resume_slot(sink.acked(), source.safe_slot());
-    send_all(&mut sink, &mut ingest.out, &mut ingest.report, resume_slot, &shutdown).await;
+    send_all(&mut sink, &ingest.agg, &mut ingest.out, &mut ingest.report, resume_slot, &shutdown).await;
     ingest.report.unflushed = sink.flush(FLUSH_TIMEOUT);
     ingest.after_send(&sink, resume_slot);
     let mut report = ingest.report;
@@ -308,9 +307,9 @@ impl Ingest {
     /// missing something the source can look up (and `may_park`).
     #[inline]
     fn on_record(&mut self, record: Record<'_>, may_park: bool) {
-        let decoded = match event::decode(record.program, record.bytes) {
-            Ok(decoded) => decoded,
-            Err(error) => {
+        let trade = match self.market.trade_of(record.program, record.bytes, record.position) {
+            Ok(trade) => trade,
+            Err(Skip::Decode(error)) => {
                 let kind = error.kind() as usize;
                 if self.report.rejected[kind] == 0 {
                     tracing::warn!(%error, "rejected record (first of its kind; the rest are counted)");
@@ -318,21 +317,12 @@ impl Ingest {
                 self.report.rejected[kind] += 1;
                 return;
             }
+            Err(Skip::Unpriced(unpriced)) => {
+                self.report.decoded += 1;
+                return self.unpriced(unpriced, record, may_park);
+            }
         };
         self.report.decoded += 1;
-        let trade = match self.market.price(&decoded, record.position) {
-            Ok(trade) => trade,
-            Err(Unpriced::NotATrade) => {
-                self.report.not_trades += 1;
-                return;
-            }
-            Err(Unpriced::NoPrice) => {
-                self.report.no_price += 1;
-                return;
-            }
-            Err(Unpriced::UnknownPool(pool)) => return self.unknown(Lookup::Pool(pool), record, may_park),
-            Err(Unpriced::UnknownQuote(mint)) => return self.unknown(Lookup::Decimals(mint), record, may_park),
-        };
         if self.config.mint_shard.is_some_and(|shard| !shard.owns(&trade.mint)) {
             self.report.other_shard += 1;
             return;
@@ -346,6 +336,17 @@ impl Ingest {
                 tracing::warn!(mint = %bs58::encode(trade.mint).into_string(), "trade in another quote than the mint's series: dropped and counted")
             }
             _ => {}
+        }
+    }
+
+    /// A decoded record that gave no trade.
+    #[cold]
+    fn unpriced(&mut self, unpriced: Unpriced, record: Record<'_>, may_park: bool) {
+        match unpriced {
+            Unpriced::NotATrade => self.report.not_trades += 1,
+            Unpriced::NoPrice => self.report.no_price += 1,
+            Unpriced::UnknownPool(pool) => self.unknown(Lookup::Pool(pool), record, may_park),
+            Unpriced::UnknownQuote(mint) => self.unknown(Lookup::Decimals(mint), record, may_park),
         }
     }
 
@@ -483,14 +484,16 @@ pub fn window_label(window_s: u32) -> String {
 /// the broker stays away.
 async fn send_all(
     sink: &mut KafkaSink,
-    out: &mut Vec<Bar>,
+    agg: &Aggregator,
+    out: &mut Vec<Update>,
     report: &mut IngestReport,
     resume_slot: u64,
     shutdown: &Shutdown,
 ) {
     let resume_slot = if resume_slot == u64::MAX { 0 } else { resume_slot };
     let mut waiting_since: Option<Instant> = None;
-    for bar in out.drain(..) {
+    for update in out.drain(..) {
+        let bar = agg.bar(&update);
         loop {
             match sink.try_send(&bar, resume_slot) {
                 Ok(()) => report.sent += 1,

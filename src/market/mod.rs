@@ -24,14 +24,18 @@ use thiserror::Error;
 
 use crate::codec::amm::{PoolMints, SwapEvent};
 use crate::codec::bar::Venue;
+use crate::codec::borsh::DecodeError;
 use crate::codec::borsh::Pubkey;
-use crate::codec::event::{Event, Position};
+use crate::codec::event::{self, Event, Position, Program};
 use crate::codec::quote;
-use crate::codec::trade::{COIN_DECIMALS, TradeEvent, pow10};
+use crate::codec::trade::{COIN_DECIMALS, TRADE_EVENT_DISCRIMINATOR, TradeFields, pow10};
 pub use pools::{Pool, PoolBook};
 
-/// One priced trade: what the aggregator applies.
+/// One priced trade: what the aggregator applies. `repr(C)`, as
+/// [`TradeFields`] and for the same reason: the hot loop builds it and reads
+/// it back at once, so no field may sit at an odd offset.
 #[derive(Debug, Clone, Copy, PartialEq)]
+#[repr(C)]
 pub struct Trade {
     /// The coin.
     pub mint: Pubkey,
@@ -71,6 +75,15 @@ pub enum Unpriced {
     /// The pool's mints are not known.
     #[error("PumpSwap pool unknown")]
     UnknownPool(Pubkey),
+}
+
+/// Why a record gave no trade.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Skip {
+    /// It does not decode.
+    Decode(DecodeError),
+    /// It decodes, but is no trade that can be priced (yet).
+    Unpriced(Unpriced),
 }
 
 /// What the market has learned, and the prices it derives.
@@ -122,22 +135,40 @@ impl Market {
         quote::known(mint).map(|q| q.decimals).or_else(|| self.quote_decimals.get(mint).copied())
     }
 
+    /// The trade a record is, or why there is none: the ingest loop's hot
+    /// path. A pump.fun `TradeEvent` (nearly every record) is decoded
+    /// straight into its trade; anything else goes through
+    /// [`event::decode`] and [`Market::price`].
+    #[inline(always)]
+    pub fn trade_of(&mut self, program: Option<Program>, bytes: &[u8], position: Position) -> Result<Trade, Skip> {
+        if program != Some(Program::PumpSwap) && bytes.starts_with(&TRADE_EVENT_DISCRIMINATOR) {
+            return match TradeFields::decode(bytes) {
+                Ok(fields) => self.curve_trade(&fields, position),
+                Err(error) => Err(Skip::Decode(error)),
+            };
+        }
+        self.other_trade(program, bytes, position)
+    }
+
+    #[inline(never)]
+    fn other_trade(&mut self, program: Option<Program>, bytes: &[u8], position: Position) -> Result<Trade, Skip> {
+        let decoded = event::decode(program, bytes).map_err(Skip::Decode)?;
+        self.price(&decoded, position).map_err(Skip::Unpriced)
+    }
+
     /// The trade an event is, or why there is none; learns from events that
     /// teach something (migrations, new pools).
-    #[inline]
+    // Always inlined, with `curve_trade`: the hot loop's second step.
+    #[inline(always)]
     pub fn price(&mut self, event: &Event, position: Position) -> Result<Trade, Unpriced> {
         match event {
-            Event::Trade(trade) => self.curve_trade(trade, position),
+            Event::Trade(trade) => self.curve_trade(&trade.fields(), position).map_err(|skip| match skip {
+                Skip::Unpriced(unpriced) => unpriced,
+                Skip::Decode(_) => Unpriced::NotATrade,
+            }),
             Event::Swap(swap) => self.pool_trade(swap, position),
             Event::Migrated(m) => {
-                let quote_mint = quote::normalize(&m.quote_mint);
-                let mints = PoolMints {
-                    pool: m.pool,
-                    base_mint: m.mint,
-                    quote_mint,
-                    decimals: self.decimals_of(&quote_mint).map(|q| (COIN_DECIMALS, q)),
-                };
-                self.pools.insert(&mints);
+                self.learn_migration(m);
                 Err(Unpriced::NotATrade)
             }
             Event::PoolCreated(mints) => {
@@ -148,18 +179,32 @@ impl Market {
         }
     }
 
-    #[inline]
-    fn curve_trade(&self, event: &TradeEvent, position: Position) -> Result<Trade, Unpriced> {
-        let (quote_mint, quote_decimals) = if event.quoted_in_sol() {
-            (quote::WSOL_MINT, 9)
+    /// A coin moved to its PumpSwap pool.
+    #[cold]
+    fn learn_migration(&mut self, m: &crate::codec::coin::Migrated) {
+        let quote_mint = quote::normalize(&m.quote_mint);
+        let decimals = self.decimals_of(&quote_mint).map(|q| (COIN_DECIMALS, q));
+        self.pools.insert(&PoolMints { pool: m.pool, base_mint: m.mint, quote_mint, decimals });
+    }
+
+    // The quote's mint and decimals are chosen apart, not as one tuple: a
+    // ([u8; 32], u8) lands at an odd offset on the stack and reading it back
+    // stalled the hot loop on store-to-load forwarding.
+    #[inline(always)]
+    fn curve_trade(&self, event: &TradeFields, position: Position) -> Result<Trade, Skip> {
+        let in_sol = event.quoted_in_sol();
+        let quote_decimals = if in_sol {
+            9
         } else {
-            let mint = event.quote_mint;
-            (mint, self.decimals_of(&mint).ok_or(Unpriced::UnknownQuote(mint))?)
+            match self.decimals_of(&event.quote_mint) {
+                Some(decimals) => decimals,
+                None => return Err(Skip::Unpriced(Unpriced::UnknownQuote(event.quote_mint))),
+            }
         };
-        let price = event.price(quote_decimals).ok_or(Unpriced::NoPrice)?;
+        let Some(price) = event.price(quote_decimals) else { return Err(Skip::Unpriced(Unpriced::NoPrice)) };
         Ok(Trade {
             mint: event.mint,
-            quote_mint,
+            quote_mint: if in_sol { quote::WSOL_MINT } else { event.quote_mint },
             price,
             quote_amount: event.quote_amount,
             token_amount: event.token_amount,
@@ -171,6 +216,7 @@ impl Market {
         })
     }
 
+    #[inline(never)]
     fn pool_trade(&self, swap: &SwapEvent, position: Position) -> Result<Trade, Unpriced> {
         let pool = self.pools.get(&swap.pool).ok_or(Unpriced::UnknownPool(swap.pool))?;
         let quote_decimals = self.decimals_of(&pool.quote).ok_or(Unpriced::UnknownQuote(pool.quote))?;
