@@ -833,6 +833,13 @@ const NOT_EQUAL: &str = "
   (`--max-outbound-bytes`); neither is reached at these rates by clients that read.
 - **Garbage collection**: Centrifugo's memory includes what its collector has not returned yet; RSS is read at the
   end of the feed for both.
+- **Loopback**: the clients are on the same machine, so the kernel's work on their side of each write (TCP
+  receive, waking the client) runs in the server's `send()`, on the server's core, and counts as the server's CPU
+  (about a third of klinecast's, see the profile notes). Both servers pay it per write; a server talking to remote
+  clients would not.
+- **Other work on the machine**: the machine is shared; the load average before and after each run is in the
+  table. Runs of the two servers alternate (klinecast, then Centrifugo, per case and format), so both see the
+  same kind of load, but not the same load.
 - **Clients**: the loadgen parses both protocols with its own small decoders (a few hundred ns per update); it runs
   on the core shared with the broker and the feed, so its share of that core is the same for both servers but
   grows with the frame rate, and latency at 100,000 frames/s includes its queueing.

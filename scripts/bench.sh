@@ -77,9 +77,14 @@ if [[ "${1:-}" == "--report-only" ]]; then
 elif (($# == 0)); then
   benches=("${known[@]}")
 else
-  benches=("$@")
-  for name in "${benches[@]}"; do
+  for name in "$@"; do
     [[ " ${known[*]} " == *" $name "* ]] || fail "unknown bench '$name' (known: ${known[*]})"
+  done
+  # In Cargo.toml's order, whatever the order asked: `peer` reads the latest
+  # `latency` result for its fan-out row, so `latency` goes first.
+  benches=()
+  for name in "${known[@]}"; do
+    [[ " $* " == *" $name "* ]] && benches+=("$name")
   done
 fi
 

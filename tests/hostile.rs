@@ -62,9 +62,9 @@ const STUCK_GONE_WITHIN: Duration = Duration::from_secs(35);
 /// baseline (≈ 19 MiB for a debug build), from the server's own caps. Per
 /// hostile connection it holds at most: a slowloris, a task and a head
 /// buffer of ≤ 9 KiB; a stuck subscriber, an outbox of ≤ 4 × 16 KiB (over
-/// that it is closed at once), tungstenite's write buffer (a 2 KiB batch and
-/// a frame) and its session (≈ 6 KiB). 1,000 × 9 KiB + 1,000 × 72 KiB ≈
-/// 80 MiB is the worst case; 96 MiB leaves room for allocator slack and
+/// that it is closed at once), the write in flight (≤ 16 KiB) and its
+/// session (≈ 2 KiB). 1,000 × 9 KiB + 1,000 × 82 KiB ≈
+/// 89 MiB is the worst case; 96 MiB leaves room for allocator slack and
 /// still catches a leak: an unbounded queue would grow by ~25 KB/s per stuck
 /// subscriber, ~25 MB/s in total, several hundred MiB within the 15 s or
 /// more they live. Measured: ≈ +20 MiB.

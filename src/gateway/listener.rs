@@ -81,6 +81,34 @@ impl Door {
     }
 }
 
+/// Why a connection was turned away; it gets an HTTP error with this text.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum Refused {
+    /// The shard holds `--max-connections` / shards connections (503).
+    #[error("connection limit reached")]
+    Full,
+    /// The address holds `--max-connections-per-ip` connections (503).
+    #[error("too many connections from this address")]
+    TooManyFromAddress,
+    /// `/ws` without a proper RFC 6455 opening handshake (426).
+    #[error("use a WebSocket client (Upgrade: websocket, version 13)")]
+    NotAnUpgrade,
+    /// A browser page of an origin that is not allowed (403).
+    #[error("origin not allowed (see --allowed-origin)")]
+    Origin,
+}
+
+impl Refused {
+    /// The status code to answer with.
+    pub fn status(self) -> u16 {
+        match self {
+            Self::Full | Self::TooManyFromAddress => 503,
+            Self::NotAnUpgrade => 426,
+            Self::Origin => 403,
+        }
+    }
+}
+
 /// Counts a connection against the limits for as long as it lives.
 pub struct Admission {
     of: Rc<Door>,
@@ -88,15 +116,15 @@ pub struct Admission {
 }
 
 impl Admission {
-    fn try_new(of: &Rc<Door>, ip: Option<IpAddr>) -> Result<Self, &'static str> {
+    fn try_new(of: &Rc<Door>, ip: Option<IpAddr>) -> Result<Self, Refused> {
         if of.open.get() >= of.max_connections {
-            return Err("connection limit reached");
+            return Err(Refused::Full);
         }
         if let Some(ip) = ip {
             let mut per_ip = of.per_ip.borrow_mut();
             let count = per_ip.entry(ip).or_insert(0);
             if *count >= of.max_per_ip {
-                return Err("too many connections from this address");
+                return Err(Refused::TooManyFromAddress);
             }
             *count += 1;
         }
@@ -149,9 +177,9 @@ async fn serve_connection<S: Service>(door: Rc<Door>, service: Rc<S>, mut stream
     let ip = stream.peer_addr().ok().map(|a| a.ip());
     let admission = match Admission::try_new(&door, ip) {
         Ok(admission) => admission,
-        Err(reason) => {
+        Err(refused) => {
             Metrics::inc(&door.metrics.refused);
-            let _ = stream.write_all(&http::error_response(503, reason)).await;
+            let _ = stream.write_all(&http::error_response(refused.status(), &refused.to_string())).await;
             return;
         }
     };
@@ -173,8 +201,8 @@ async fn serve_connection<S: Service>(door: Rc<Door>, service: Rc<S>, mut stream
     Metrics::inc(&door.metrics.http_requests);
     let route = http::route(&head);
     if route == Route::WebSocket {
-        if let Err((status, why)) = check_upgrade(&door.allowed_origins, &head) {
-            let _ = stream.write_all(&http::error_response(status, why)).await;
+        if let Err(refused) = check_upgrade(&door.allowed_origins, &head) {
+            let _ = stream.write_all(&http::error_response(refused.status(), &refused.to_string())).await;
             return;
         }
         let key = head.header("sec-websocket-key").unwrap_or_default().to_owned();
@@ -229,9 +257,9 @@ async fn read_head(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Result<Option<(
 
 /// Refuses upgrades from origins that are not allowed (cross-site WebSocket
 /// hijacking) and requests that are not proper upgrades.
-fn check_upgrade(allowed: &[String], head: &RequestHead) -> Result<(), (u16, &'static str)> {
+fn check_upgrade(allowed: &[String], head: &RequestHead) -> Result<(), Refused> {
     if !head.is_websocket_upgrade() {
-        return Err((426, "use a WebSocket client (Upgrade: websocket, version 13)"));
+        return Err(Refused::NotAnUpgrade);
     }
     let Some(origin) = head.header("origin") else {
         return Ok(()); // not a browser
@@ -242,5 +270,5 @@ fn check_upgrade(allowed: &[String], head: &RequestHead) -> Result<(), (u16, &'s
     } else {
         allowed.iter().any(|a| a == "*" || a == origin)
     };
-    if ok { Ok(()) } else { Err((403, "origin not allowed (see --allowed-origin)")) }
+    if ok { Ok(()) } else { Err(Refused::Origin) }
 }
