@@ -105,7 +105,7 @@ impl Outbox {
             self.conflate_at.set(cap);
             return pushed;
         }
-        if queued < self.conflate_at.get() {
+        if queued < self.conflate_at.get() && queued <= 4 * cap {
             return pushed; // conflated recently; wait for another half cap
         }
         pushed.conflated = self.conflate();
@@ -351,6 +351,20 @@ mod tests {
         // Distinct series cannot be conflated: far over the cap, too slow.
         let too_slow = (3..20).map(|mint| outbox.push_update(update(mint, mint), cap)).find(|p| p.too_slow);
         assert!(too_slow.is_some_and(|p| p.queued > 4 * cap), "{too_slow:?}");
+    }
+
+    #[test]
+    fn a_stuck_client_is_too_slow_one_frame_past_four_times_the_cap() {
+        // Between two conflation passes the queue grows by half a cap; the
+        // bound of four caps holds on every update all the same.
+        for cap in [25, 100, 1_000, 16_384] {
+            let outbox = Outbox::default();
+            let too_slow = (0..u16::MAX)
+                .map(|n| outbox.push_update(Out::update(frame(n as u8), ([n as u8; 32], u32::from(n))), cap))
+                .find(|p| p.too_slow)
+                .expect("too slow at some point");
+            assert!(too_slow.queued > 4 * cap && too_slow.queued <= 4 * cap + 10, "cap {cap}: {too_slow:?}");
+        }
     }
 
     #[test]
