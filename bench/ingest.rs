@@ -264,9 +264,10 @@ fn klinecast_pass(inputs: &Inputs, windows: &Windows, policy: EmitPolicy, out: &
         out.clear();
         for record in batch.chunks_exact(TRADE_EVENT_MIN_LEN) {
             // Inputs are checked before timing: nothing is rejected.
-            if let Ok(trade) = market.trade_of(Some(Program::PumpFun), black_box(record), Position::default()) {
-                black_box(agg.apply(&trade, out).is_ok());
-            }
+            let applied = market.with_trade(Some(Program::PumpFun), black_box(record), Position::default(), |trade| {
+                agg.apply(trade, out).is_ok()
+            });
+            black_box(applied.is_ok_and(|applied| applied));
         }
         bars += out.len() as u64;
         black_box(&*out);

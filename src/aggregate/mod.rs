@@ -540,7 +540,8 @@ impl Aggregator {
     // store-to-load forwarding.
     #[inline(always)]
     pub fn apply(&mut self, trade: &Trade, out: &mut Vec<Update>) -> Result<(), Rejected> {
-        if !(trade.price.is_finite() && trade.price >= 0.0) {
+        // Finite and not negative, in two comparisons (NaN fails both).
+        if !(trade.price >= 0.0 && trade.price < f64::INFINITY) {
             self.stats.no_price += 1;
             return Err(Rejected::NoPrice);
         }

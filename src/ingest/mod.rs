@@ -307,35 +307,39 @@ impl Ingest {
     /// missing something the source can look up (and `may_park`).
     #[inline]
     fn on_record(&mut self, record: Record<'_>, may_park: bool) {
-        let trade = match self.market.trade_of(record.program, record.bytes, record.position) {
-            Ok(trade) => trade,
+        let (agg, out, report, checkpoint) = (&mut self.agg, &mut self.out, &mut self.report, &mut self.checkpoint);
+        let (mint_shard, max_mints) = (self.config.mint_shard, self.config.max_mints);
+        // The trade is applied where the market makes it (`with_trade`).
+        let applied = self.market.with_trade(record.program, record.bytes, record.position, |trade| {
+            report.decoded += 1;
+            if mint_shard.is_some_and(|shard| !shard.owns(&trade.mint)) {
+                report.other_shard += 1;
+                return;
+            }
+            checkpoint.applied(trade.position.slot);
+            match agg.apply(trade, out) {
+                Err(Rejected::MintLimit) if agg.stats().mint_limit == 1 => {
+                    tracing::warn!(max_mints, "mint limit reached: trades of new mints are dropped")
+                }
+                Err(Rejected::QuoteMismatch) if agg.stats().quote_mismatch == 1 => {
+                    tracing::warn!(mint = %bs58::encode(trade.mint).into_string(), "trade in another quote than the mint's series: dropped and counted")
+                }
+                _ => {}
+            }
+        });
+        match applied {
+            Ok(()) => {}
             Err(Skip::Decode(error)) => {
                 let kind = error.kind() as usize;
                 if self.report.rejected[kind] == 0 {
                     tracing::warn!(%error, "rejected record (first of its kind; the rest are counted)");
                 }
                 self.report.rejected[kind] += 1;
-                return;
             }
             Err(Skip::Unpriced(unpriced)) => {
                 self.report.decoded += 1;
-                return self.unpriced(unpriced, record, may_park);
+                self.unpriced(unpriced, record, may_park);
             }
-        };
-        self.report.decoded += 1;
-        if self.config.mint_shard.is_some_and(|shard| !shard.owns(&trade.mint)) {
-            self.report.other_shard += 1;
-            return;
-        }
-        self.checkpoint.applied(trade.position.slot);
-        match self.agg.apply(&trade, &mut self.out) {
-            Err(Rejected::MintLimit) if self.agg.stats().mint_limit == 1 => {
-                tracing::warn!(max_mints = self.config.max_mints, "mint limit reached: trades of new mints are dropped")
-            }
-            Err(Rejected::QuoteMismatch) if self.agg.stats().quote_mismatch == 1 => {
-                tracing::warn!(mint = %bs58::encode(trade.mint).into_string(), "trade in another quote than the mint's series: dropped and counted")
-            }
-            _ => {}
         }
     }
 

@@ -141,13 +141,27 @@ impl Market {
     /// [`event::decode`] and [`Market::price`].
     #[inline(always)]
     pub fn trade_of(&mut self, program: Option<Program>, bytes: &[u8], position: Position) -> Result<Trade, Skip> {
+        self.with_trade(program, bytes, position, |trade| *trade)
+    }
+
+    /// [`Market::trade_of`], handing the trade to `apply` where it is made:
+    /// the hot loop's trade then never goes through a `Result` in memory
+    /// that both paths write and the loop reads back.
+    #[inline(always)]
+    pub fn with_trade<R>(
+        &mut self,
+        program: Option<Program>,
+        bytes: &[u8],
+        position: Position,
+        apply: impl FnOnce(&Trade) -> R,
+    ) -> Result<R, Skip> {
         if program != Some(Program::PumpSwap) && bytes.starts_with(&TRADE_EVENT_DISCRIMINATOR) {
             return match TradeFields::decode(bytes) {
-                Ok(fields) => self.curve_trade(&fields, position),
+                Ok(fields) => self.curve_trade(&fields, position, apply),
                 Err(error) => Err(Skip::Decode(error)),
             };
         }
-        self.other_trade(program, bytes, position)
+        self.other_trade(program, bytes, position).map(|trade| apply(&trade))
     }
 
     #[inline(never)]
@@ -162,10 +176,12 @@ impl Market {
     #[inline(always)]
     pub fn price(&mut self, event: &Event, position: Position) -> Result<Trade, Unpriced> {
         match event {
-            Event::Trade(trade) => self.curve_trade(&trade.fields(), position).map_err(|skip| match skip {
-                Skip::Unpriced(unpriced) => unpriced,
-                Skip::Decode(_) => Unpriced::NotATrade,
-            }),
+            Event::Trade(trade) => {
+                self.curve_trade(&trade.fields(), position, |trade| *trade).map_err(|skip| match skip {
+                    Skip::Unpriced(unpriced) => unpriced,
+                    Skip::Decode(_) => Unpriced::NotATrade,
+                })
+            }
             Event::Swap(swap) => self.pool_trade(swap, position),
             Event::Migrated(m) => {
                 self.learn_migration(m);
@@ -190,19 +206,30 @@ impl Market {
     // The quote's mint and decimals are chosen apart, not as one tuple: a
     // ([u8; 32], u8) lands at an odd offset on the stack and reading it back
     // stalled the hot loop on store-to-load forwarding.
+    //
+    // The trade is made where `apply` takes it, once: returned through a
+    // `Result` it was copied twice more on the way.
     #[inline(always)]
-    fn curve_trade(&self, event: &TradeFields, position: Position) -> Result<Trade, Skip> {
+    fn curve_trade<R>(
+        &self,
+        event: &TradeFields,
+        position: Position,
+        apply: impl FnOnce(&Trade) -> R,
+    ) -> Result<R, Skip> {
         let in_sol = event.quoted_in_sol();
         let quote_decimals = if in_sol {
             9
         } else {
-            match self.decimals_of(&event.quote_mint) {
+            // A copy of the quote mint is looked up, not the event's: its
+            // address does not escape, so the event stays in registers.
+            let quote_mint = event.quote_mint;
+            match self.decimals_of(&quote_mint) {
                 Some(decimals) => decimals,
-                None => return Err(Skip::Unpriced(Unpriced::UnknownQuote(event.quote_mint))),
+                None => return Err(Skip::Unpriced(Unpriced::UnknownQuote(quote_mint))),
             }
         };
         let Some(price) = event.price(quote_decimals) else { return Err(Skip::Unpriced(Unpriced::NoPrice)) };
-        Ok(Trade {
+        Ok(apply(&Trade {
             mint: event.mint,
             quote_mint: if in_sol { quote::WSOL_MINT } else { event.quote_mint },
             price,
@@ -213,7 +240,7 @@ impl Market {
             quote_decimals,
             venue: Venue::PumpFun,
             is_buy: event.is_buy,
-        })
+        }))
     }
 
     #[inline(never)]
