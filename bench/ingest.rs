@@ -6,8 +6,9 @@
 //! second of event time so bars of every window open and close, and the same
 //! trades as JSON objects for the baseline.
 //!
-//! - klinecast: the ingest path: `Market::trade_of` (the `TradeEvent`
-//!   decoder and the price in the coin's quote), then `Aggregator::apply` with
+//! - klinecast: the ingest path: `Market::with_trade` (the `TradeEvent`
+//!   decoder and the price in the coin's quote) handing each trade to
+//!   `Aggregator::apply` with
 //!   `EmitPolicy::EveryChange`, the output buffer cleared every batch of
 //!   [`BATCH`] events, as the ingest loop does.
 //! - baseline: what the original service did: `serde_json` parses each trade
