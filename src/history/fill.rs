@@ -54,7 +54,8 @@ pub fn fill_prev(bars: &[Bar], before: Option<&Bar>, from_s: i64, limit: usize, 
     let Some(first) = bars.first() else { return Vec::new() };
     let w = i64::from(first.window_s);
     // First window at or after from_s, on the window grid.
-    let floor = if from_s == i64::MIN { i64::MIN } else { from_s.div_euclid(w) * w + if from_s % w == 0 { 0 } else { w } };
+    let floor =
+        if from_s == i64::MIN { i64::MIN } else { from_s.div_euclid(w) * w + if from_s % w == 0 { 0 } else { w } };
     let prev_of = |i: usize| if i == 0 { before } else { Some(&bars[i - 1]) };
     let mut rows = Vec::with_capacity(limit.min(1024));
     match edge {

@@ -122,6 +122,12 @@ pub struct History {
     pub state: Arc<State>,
 }
 
+impl std::fmt::Debug for History {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("History").field("path", &self.store.path()).field("ready", &self.ready()).finish()
+    }
+}
+
 impl History {
     /// Whether the store has everything Kafka had when the gateway started.
     pub fn ready(&self) -> bool {
@@ -132,13 +138,30 @@ impl History {
     pub fn render_metrics(&self) -> String {
         let s = &self.state;
         let usage = self.store.usage().unwrap_or_default();
-        let counter = |name: &str, help: &str, v: u64| format!("# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}\n");
+        let counter =
+            |name: &str, help: &str, v: u64| format!("# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}\n");
         let gauge = |name: &str, help: &str, v: u64| format!("# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}\n");
         [
-            counter("klinecast_history_bars_written_total", "closed bars written to the history store", s.bars_written.load(Ordering::Relaxed)),
-            counter("klinecast_history_bars_dropped_total", "bars dropped from the store (retention and disk cap)", s.bars_dropped.load(Ordering::Relaxed)),
-            counter("klinecast_history_capped_buckets_total", "buckets dropped early because of --history-max-bytes", s.capped_buckets.load(Ordering::Relaxed)),
-            counter("klinecast_history_write_errors_total", "failed store commits or prunes (retried)", s.write_errors.load(Ordering::Relaxed)),
+            counter(
+                "klinecast_history_bars_written_total",
+                "closed bars written to the history store",
+                s.bars_written.load(Ordering::Relaxed),
+            ),
+            counter(
+                "klinecast_history_bars_dropped_total",
+                "bars dropped from the store (retention and disk cap)",
+                s.bars_dropped.load(Ordering::Relaxed),
+            ),
+            counter(
+                "klinecast_history_capped_buckets_total",
+                "buckets dropped early because of --history-max-bytes",
+                s.capped_buckets.load(Ordering::Relaxed),
+            ),
+            counter(
+                "klinecast_history_write_errors_total",
+                "failed store commits or prunes (retried)",
+                s.write_errors.load(Ordering::Relaxed),
+            ),
             gauge("klinecast_history_ready", "1 once the store has caught up with Kafka", u64::from(self.ready())),
             gauge("klinecast_history_allocated_bytes", "pages in use in the history store", usage.allocated_bytes),
             gauge("klinecast_history_file_bytes", "size of the history store's file", usage.file_bytes),

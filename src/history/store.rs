@@ -329,7 +329,11 @@ impl Store {
         let mut total = 0;
         for bucket in txn.list_tables().map_err(db_error)?.filter_map(|t| Bucket::parse(t.name())) {
             let name = bucket.name();
-            total += txn.open_table(TableDefinition::<BarKey, &[u8]>::new(&name)).map_err(db_error)?.len().map_err(db_error)?;
+            total += txn
+                .open_table(TableDefinition::<BarKey, &[u8]>::new(&name))
+                .map_err(db_error)?
+                .len()
+                .map_err(db_error)?;
         }
         Ok(total)
     }
@@ -354,7 +358,13 @@ mod tests {
     use super::*;
 
     fn bar(mint: u8, window_s: u32, open_time_s: i64, close: f64) -> Bar {
-        Bar { closed: true, close, high: close.max(1.0), low: close.min(1.0), ..Bar::one_trade([mint; 32], window_s, open_time_s, 1.0) }
+        Bar {
+            closed: true,
+            close,
+            high: close.max(1.0),
+            low: close.min(1.0),
+            ..Bar::one_trade([mint; 32], window_s, open_time_s, 1.0)
+        }
     }
 
     fn store() -> (tempfile::TempDir, Store) {

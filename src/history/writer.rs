@@ -47,7 +47,11 @@ pub(super) struct Plan {
 /// Blocking: the writer's consumer, assigned where the store left off.
 /// Call from the unpinned main thread (librdkafka's threads inherit its
 /// affinity).
-pub(super) fn assign(config: &HistoryConfig, kafka: &KafkaConfig, store: &Store) -> Result<(Reader, Plan), HistoryError> {
+pub(super) fn assign(
+    config: &HistoryConfig,
+    kafka: &KafkaConfig,
+    store: &Store,
+) -> Result<(Reader, Plan), HistoryError> {
     let consumer = kafka.create_reader(&reader::unique_group("history")).map_err(HistoryError::Kafka)?;
     let checkpoints: HashMap<i32, i64> = store.checkpoints()?.into_iter().collect();
     let now_ms = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64);
