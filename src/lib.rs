@@ -11,6 +11,7 @@
 //! - [`kafka`]: librdkafka settings, the topic layout and the reader, shared
 //!   by the sink, the gateway and `tail`.
 //! - [`sink`]: bars → Kafka, the producer.
+//! - [`history`]: closed bars kept on disk for the gateway's history API.
 //! - [`ingest`]: the loop that drives source → aggregate → sink on its core.
 //! - [`runtime`]: pinned glommio executors, shutdown.
 //! - [`cli`]: flags, validated once into configs; `tail`.
@@ -19,6 +20,7 @@ pub mod aggregate;
 pub mod cli;
 pub mod codec;
 pub mod gateway;
+pub mod history;
 pub mod ingest;
 pub mod kafka;
 pub mod market;

@@ -471,6 +471,15 @@ proptest! {
                 prop_assert!((1..=protocol::MAX_HISTORY).contains(&count));
             }
             Ok(Command::Ping) => prop_assert_eq!(kind, "pong"),
+            Ok(Command::Resume { window_s, .. }) => {
+                prop_assert_eq!(kind, "subscribed");
+                prop_assert!(WINDOWS.contains(&window_s));
+            }
+            Ok(Command::Page { window_s, count, .. }) => {
+                prop_assert_eq!(kind, "page");
+                prop_assert!(WINDOWS.contains(&window_s));
+                prop_assert!((1..=protocol::MAX_HISTORY).contains(&count));
+            }
             Err(error) => {
                 prop_assert_eq!(kind, "error");
                 let value: serde_json::Value = serde_json::from_str(&reply).unwrap();
@@ -502,6 +511,7 @@ proptest! {
                 prop_assert_eq!(value["window_s"].as_u64(), window_s.map(u64::from));
             }
             Command::Ping => prop_assert_eq!(reply, r#"{"type":"pong"}"#),
+            Command::Resume { .. } | Command::Page { .. } => {}
         }
     }
 
@@ -511,9 +521,16 @@ proptest! {
         text in (plain_command(), "[a-z0-9]{1,8}").prop_flat_map(|((text, _), extra)| dressed(format!("{text} {extra}"))),
     ) {
         let parsed = protocol::parse_command(&text, WINDOWS);
-        // A `sub-<w>`/`hist-<w> n` without a mint takes `extra` as the mint.
+        // A `sub-<w>`/`hist-<w> n` without a mint takes `extra` as the mint;
+        // `since` and `from` want a number after them.
         prop_assert!(
-            matches!(parsed, Err(CommandError::ExtraArguments { .. } | CommandError::BadMint(_))),
+            matches!(
+                parsed,
+                Err(CommandError::ExtraArguments { .. }
+                    | CommandError::BadMint(_)
+                    | CommandError::BadNumber { .. }
+                    | CommandError::SinceNeedsMint)
+            ),
             "{:?} -> {:?}", text, parsed
         );
     }

@@ -38,6 +38,7 @@ pub struct Cli {
 
 /// The roles and tools.
 #[derive(Debug, Subcommand)]
+#[allow(clippy::large_enum_variant, reason = "parsed once at start-up: boxing the flags would save nothing")]
 pub enum Command {
     /// Ingest and gateway in one process (the default).
     Serve(ServeArgs),
@@ -358,12 +359,38 @@ pub struct GatewayOptions {
     /// Directory served at / and /static/.
     #[arg(long, env = "KLINECAST_STATIC_DIR", default_value = "static")]
     pub static_dir: PathBuf,
+    /// Directory of the closed-bar history store (`<topic>.redb`); one per
+    /// gateway process.
+    #[arg(long, env = "KLINECAST_HISTORY_DIR", default_value = "data/history")]
+    pub history_dir: PathBuf,
+    /// How long closed bars are kept, per window, e.g. 1s=6h,1m=30d; default
+    /// 6h for windows under a minute, else 7d or 1000 bars, the longer.
+    #[arg(long, env = "KLINECAST_HISTORY_RETENTION", value_name = "W=DURATION,..", default_value = "")]
+    pub history_retention: crate::history::Retention,
+    /// Disk cap of the history store; beyond it the oldest bars go first.
+    #[arg(long, env = "KLINECAST_HISTORY_MAX_BYTES", default_value_t = crate::history::DEFAULT_MAX_BYTES)]
+    pub history_max_bytes: u64,
+    /// Page cache of the history store (its memory), bytes.
+    #[arg(long, env = "KLINECAST_HISTORY_CACHE_BYTES", default_value_t = crate::history::DEFAULT_CACHE_BYTES)]
+    pub history_cache_bytes: usize,
+    /// Updates each gateway shard keeps for clients resuming after a
+    /// reconnect (about 260 bytes each); older ones answer `gap`.
+    #[arg(long, env = "KLINECAST_RESUME_UPDATES", default_value_t = crate::gateway::recent::DEFAULT_UPDATES)]
+    pub resume_updates: usize,
 }
 
 impl GatewayOptions {
     /// The validated gateway settings for shards pinned to `cores`.
     pub fn config(&self, kafka: KafkaConfig, windows: Windows, cores: Vec<usize>) -> GatewayConfig {
         let shards = cores.len().max(1);
+        let history = crate::history::HistoryConfig {
+            dir: self.history_dir.clone(),
+            retention: self.history_retention.clone(),
+            max_bytes: self.history_max_bytes,
+            cache_bytes: self.history_cache_bytes.max(1 << 20),
+            windows: windows.seconds().to_vec(),
+            partitions: windows.len() as i32,
+        };
         GatewayConfig {
             listen: self.listen,
             cores,
@@ -383,6 +410,9 @@ impl GatewayOptions {
             history_lookback: self.history_lookback,
             max_outbound_bytes: self.max_outbound_bytes.max(4096),
             ingest: None,
+            history,
+            history_store: None,
+            resume_updates: self.resume_updates.max(1),
         }
     }
 }

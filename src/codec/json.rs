@@ -2,7 +2,8 @@
 //! API. Field names follow the original service (`open`, `high`, `low`,
 //! `close`, `unix_timestamp`, `time_window_seconds`), then the extra fields:
 //! the quote (mint, symbol, decimals), the venue, volumes in whole quote units
-//! and whole tokens.
+//! and whole tokens; on request prices as market caps ([`Unit::MarketCap`])
+//! and filled-in empty windows marked `filled`.
 
 use serde::{Deserialize, Serialize};
 
@@ -53,6 +54,51 @@ pub struct BarJson {
     pub produced_ns: u64,
     /// The bar format it was read from.
     pub format: u16,
+    /// A window without trades, filled in with the previous close
+    /// (`fill=prev`); absent on real bars.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub filled: bool,
+    /// `"mcap"` when open/high/low/close are market caps; absent when they
+    /// are prices.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub unit: Option<String>,
+}
+
+/// Whole tokens of every pump.fun coin: 1,000,000,000, created with 6
+/// decimals and a fixed supply (pump-fun/pump-public-docs
+/// `docs/instructions/COIN_CREATION.md`; every recorded `CreateEvent` in
+/// `tests/fixtures/solana/events.jsonl` has `token_total_supply`
+/// 1,000,000,000,000,000 raw units). The mint authority is revoked at
+/// creation, so the supply never changes, on the curve or after graduation.
+pub const PUMP_TOTAL_SUPPLY_TOKENS: f64 = 1e9;
+
+/// What open, high, low and close are in.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub enum Unit {
+    /// Quote per whole token.
+    #[default]
+    Price,
+    /// Market cap in the quote: price × [`PUMP_TOTAL_SUPPLY_TOKENS`].
+    MarketCap,
+}
+
+impl Unit {
+    /// Parses `price` or `mcap`.
+    pub fn parse(text: &str) -> Option<Self> {
+        match text {
+            "price" => Some(Self::Price),
+            "mcap" => Some(Self::MarketCap),
+            _ => None,
+        }
+    }
+
+    /// A price in this unit.
+    pub fn of(self, price: f64) -> f64 {
+        match self {
+            Self::Price => price,
+            Self::MarketCap => price * PUMP_TOTAL_SUPPLY_TOKENS,
+        }
+    }
 }
 
 impl From<&Bar> for BarJson {
@@ -79,6 +125,8 @@ impl From<&Bar> for BarJson {
             closed: bar.closed,
             produced_ns: bar.produced_ns,
             format: bar.format,
+            filled: false,
+            unit: None,
         }
     }
 }
@@ -88,6 +136,23 @@ impl BarJson {
     pub fn line(bar: &Bar) -> String {
         // Serializing plain numbers, strings and bools cannot fail.
         serde_json::to_string(&Self::from(bar)).unwrap_or_default()
+    }
+
+    /// The bar in `unit`, marked filled or not.
+    pub fn shown(bar: &Bar, unit: Unit, filled: bool) -> Self {
+        let mut json = Self::from(bar);
+        if unit == Unit::MarketCap {
+            (json.open, json.high, json.low, json.close) =
+                (unit.of(bar.open), unit.of(bar.high), unit.of(bar.low), unit.of(bar.close));
+            json.unit = Some("mcap".to_owned());
+        }
+        json.filled = filled;
+        json
+    }
+
+    /// [`BarJson::shown`] as one line of JSON.
+    pub fn line_in(bar: &Bar, unit: Unit) -> String {
+        serde_json::to_string(&Self::shown(bar, unit, false)).unwrap_or_default()
     }
 }
 
@@ -142,6 +207,19 @@ mod tests {
         assert_eq!(value["quote_symbol"], "PUMP");
         assert_eq!(value["venue"], "pump.fun+pumpswap");
         assert_eq!(value["mint"], "11111111111111111111111111111111");
+    }
+
+    #[test]
+    fn market_cap_is_price_times_a_billion_tokens_and_marked() {
+        let bar = Bar { close: 2.796e-8, high: 0.25, ..Bar::one_trade([0; 32], 60, 60, 2.796e-8) };
+        let value: serde_json::Value = serde_json::from_str(&BarJson::line_in(&bar, Unit::MarketCap)).unwrap();
+        assert_eq!(value["close"], 2.796e-8 * 1e9);
+        assert_eq!(value["high"], 250_000_000.0);
+        assert_eq!(value["unit"], "mcap");
+        let plain: serde_json::Value = serde_json::from_str(&BarJson::line(&bar)).unwrap();
+        assert!(plain.get("unit").is_none() && plain.get("filled").is_none(), "{plain}");
+        assert_eq!(Unit::parse("mcap"), Some(Unit::MarketCap));
+        assert_eq!(Unit::parse("MCAP"), None);
     }
 
     #[test]

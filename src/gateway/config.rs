@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use crate::aggregate::Windows;
+use crate::history::{History, HistoryConfig};
 use crate::kafka::KafkaConfig;
 
 /// How bars reach clients.
@@ -58,4 +59,11 @@ pub struct GatewayConfig {
     /// process (`serve`): `/metrics` shows them, `/healthz` says what is
     /// wrong with it.
     pub ingest: Option<std::sync::Arc<crate::ingest::metrics::IngestMetrics>>,
+    /// Where closed bars are kept and for how long.
+    pub history: HistoryConfig,
+    /// The opened history store, set by [`Gateway::start`](super::Gateway::start)
+    /// before the shards start; every shard reads it.
+    pub history_store: Option<History>,
+    /// Updates each shard keeps for clients that resume (`since`, `from`).
+    pub resume_updates: usize,
 }

@@ -5,7 +5,9 @@
 //! partition back from a bounded look-back so a fresh gateway can serve
 //! history; those old messages fill the rings but are never pushed to
 //! clients as live updates. Live bars go to whoever drains the feed
-//! ([`Feed::drain`]); the feed does not know the hub.
+//! ([`Feed::drain`]); the feed does not know the hub. Every update it reads,
+//! read back or live, also goes into the shard's [`Recent`] log, which
+//! serves clients that resume after a reconnect.
 
 use std::cell::RefCell;
 use std::collections::{HashMap, VecDeque};
@@ -20,6 +22,7 @@ use rdkafka::{Offset, TopicPartitionList};
 use super::arrivals::Arrivals;
 use super::kafka_workers::{KafkaWorkers, WorkersGone};
 use super::metrics::Metrics;
+use super::recent::Recent;
 use crate::codec::bar::{self, ArchivedBar, Bar};
 use crate::codec::trade::Pubkey;
 use crate::kafka::topic::widest_window;
@@ -77,6 +80,11 @@ pub struct Feed {
     series: RefCell<HashMap<(Pubkey, u32), Series>>,
     /// Series refused at [`MAX_SERIES`].
     pub refused_series: std::cell::Cell<u64>,
+    /// Every recent update, for resumes.
+    recent: RefCell<Recent>,
+    /// Partition → the next offset this feed will read (a resuming
+    /// per-client consumer starts there, right after what `recent` has).
+    read_to: RefCell<HashMap<i32, i64>>,
 }
 
 impl Feed {
@@ -87,22 +95,41 @@ impl Feed {
         windows: &[u32],
         partitions: i32,
         lookback: Duration,
+        resume_updates: usize,
         workers: &KafkaWorkers,
         arrivals: &Arrivals,
     ) -> Result<Self, FeedError> {
         let group = reader::unique_group("feed");
         let (config, topic) = (kafka.clone(), kafka.topic.clone());
         let starts = partition_lookbacks(windows, partitions, lookback);
+        // The log is complete from where the shortest read-back starts.
+        let now_ns = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+        let shortest_s = starts.iter().map(|&(_, s)| s).min().unwrap_or_default().max(0) as u64;
+        let recent = Recent::new(resume_updates, now_ns.saturating_sub(shortest_s * 1_000_000_000));
         let arrivals = arrivals.clone();
         let assigned = workers.run(move || assign_from(&config, &group, &topic, &starts, &arrivals)).await??;
-        let (consumer, live_from, backfilling) = assigned;
+        let (consumer, live_from, backfilling, starts) = assigned;
+        let read_to = RefCell::new(starts);
         Ok(Self {
+            recent: RefCell::new(recent),
             consumer: Arc::new(consumer),
             live_from,
             backfilling: RefCell::new(backfilling),
             series: RefCell::new(HashMap::new()),
             refused_series: std::cell::Cell::new(0),
+            read_to,
         })
+    }
+
+    /// The recent updates (resumes).
+    pub fn recent(&self) -> std::cell::Ref<'_, Recent> {
+        self.recent.borrow()
+    }
+
+    /// The next offset this feed reads on `partition`: everything before it
+    /// that the log keeps is in [`Feed::recent`].
+    pub fn next_offset(&self, partition: i32) -> Option<i64> {
+        self.read_to.borrow().get(&partition).copied()
     }
 
     /// The consumer, for polling by the shard (and dropping on a worker).
@@ -129,11 +156,13 @@ impl Feed {
             };
             read += 1;
             let phase = self.phase(&message);
+            self.read_to.borrow_mut().insert(message.partition(), message.offset() + 1);
             let payload = message.payload().unwrap_or_default();
             let Ok(bar) = bar::access(payload) else {
                 Metrics::inc(&metrics.malformed_messages);
                 continue;
             };
+            self.recent.borrow_mut().record(payload, bar);
             self.record(bar);
             if phase == Phase::Live {
                 live(payload, bar);
@@ -241,9 +270,9 @@ fn partition_lookbacks(windows: &[u32], partitions: i32, lookback: Duration) -> 
         .collect()
 }
 
-/// A feed consumer, each partition's first live offset, and the partitions
-/// that have history to read back.
-type Assigned = (Reader, HashMap<i32, i64>, Vec<i32>);
+/// A feed consumer, each partition's first live offset, the partitions
+/// that have history to read back, and where each starts.
+type Assigned = (Reader, HashMap<i32, i64>, Vec<i32>, HashMap<i32, i64>);
 
 /// Blocking: creates the consumer and assigns each partition at the first
 /// offset of its look-back. Returns it with each partition's end offset.
@@ -267,7 +296,8 @@ fn assign_from(
     consumer.assign(&starts)?;
     let live_from = spans.iter().map(|s| (s.partition, s.end)).collect();
     let backfilling = spans.iter().filter(|s| !s.is_empty()).map(|s| s.partition).collect();
-    Ok((consumer, live_from, backfilling))
+    let starts = spans.iter().map(|s| (s.partition, s.start)).collect();
+    Ok((consumer, live_from, backfilling, starts))
 }
 
 #[cfg(test)]

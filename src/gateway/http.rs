@@ -49,6 +49,17 @@ impl RequestHead {
         })
     }
 
+    /// Every query parameter, decoded as [`RequestHead::query_param`] does,
+    /// in order (empty pieces between `&`s skipped).
+    pub fn query_pairs(&self) -> Vec<(String, String)> {
+        (self.query.split('&').filter(|pair| !pair.is_empty()))
+            .map(|pair| {
+                let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+                (form_decode(k), form_decode(v))
+            })
+            .collect()
+    }
+
     /// True for a valid RFC 6455 opening handshake: `GET`, `Connection`
     /// listing `upgrade`, `Upgrade: websocket`, `Sec-WebSocket-Version: 13`
     /// and a non-empty `Sec-WebSocket-Key`.
@@ -194,6 +205,12 @@ pub enum Route {
     WebSocket,
     /// `/api/klines`: bar history as JSON.
     Klines,
+    /// `/api/v3/klines`: bar history in Binance's shape.
+    BinanceKlines,
+    /// `/api/v3/ping`: what Binance clients ask first.
+    BinancePing,
+    /// `/api/v3/time`.
+    BinanceTime,
     /// `/api/mints`: known mints as JSON.
     Mints,
     /// `/metrics`: Prometheus text.
@@ -215,6 +232,9 @@ pub fn route(head: &RequestHead) -> Route {
         "/" => Route::Index,
         "/ws" => Route::WebSocket,
         "/api/klines" => Route::Klines,
+        "/api/v3/klines" => Route::BinanceKlines,
+        "/api/v3/ping" => Route::BinancePing,
+        "/api/v3/time" => Route::BinanceTime,
         "/api/mints" => Route::Mints,
         "/metrics" => Route::Metrics,
         "/healthz" => Route::Healthz,

@@ -19,6 +19,7 @@ use glommio::timer::{sleep, timeout};
 use super::config::GatewayConfig;
 use super::http::{self, HttpError, MAX_HEAD_BYTES, RequestHead, Route};
 use super::metrics::Metrics;
+use super::update::Format;
 
 /// Bytes read per `read` call while waiting for a request head.
 const HEAD_READ_CHUNK: usize = 1024;
@@ -40,11 +41,11 @@ pub trait Service: 'static {
 
     /// Takes over a connection upgraded to WebSocket (the `101` is sent):
     /// `read_ahead` are bytes the client sent after its request head,
-    /// `json` whether it asked for JSON frames. The connection counts
+    /// `format` the frames it asked for. The connection counts
     /// against the limits for as long as `admission` lives. Called from
     /// the connection's HTTP-phase task, which ends right after: a session
     /// is a task of its own.
-    fn upgrade(self: &Rc<Self>, stream: TcpStream, read_ahead: Vec<u8>, json: bool, admission: Admission);
+    fn upgrade(self: &Rc<Self>, stream: TcpStream, read_ahead: Vec<u8>, format: Format, admission: Admission);
 }
 
 /// A shard's door: the limits it admits connections under, what is open
@@ -96,6 +97,9 @@ pub enum Refused {
     /// A browser page of an origin that is not allowed (403).
     #[error("origin not allowed (see --allowed-origin)")]
     Origin,
+    /// `/ws?format=` or `unit=` that the gateway does not speak (400).
+    #[error("{0}")]
+    BadFormat(&'static str),
 }
 
 impl Refused {
@@ -105,6 +109,7 @@ impl Refused {
             Self::Full | Self::TooManyFromAddress => 503,
             Self::NotAnUpgrade => 426,
             Self::Origin => 403,
+            Self::BadFormat(_) => 400,
         }
     }
 }
@@ -201,7 +206,8 @@ async fn serve_connection<S: Service>(door: Rc<Door>, service: Rc<S>, mut stream
     Metrics::inc(&door.metrics.http_requests);
     let route = http::route(&head);
     if route == Route::WebSocket {
-        if let Err(refused) = check_upgrade(&door.allowed_origins, &head) {
+        let format = Format::from_query(head.query_param("format").as_deref(), head.query_param("unit").as_deref());
+        if let Err(refused) = check_upgrade(&door.allowed_origins, &head).and(format.map_err(Refused::BadFormat)) {
             let _ = stream.write_all(&http::error_response(refused.status(), &refused.to_string())).await;
             return;
         }
@@ -209,12 +215,12 @@ async fn serve_connection<S: Service>(door: Rc<Door>, service: Rc<S>, mut stream
         if stream.write_all(&http::websocket_accept_response(&key)).await.is_err() {
             return;
         }
-        let json = head.query_param("format").is_some_and(|f| f == "json");
+        let format = format.unwrap_or_default();
         // Bytes after the head (a client's first frames) go to the session;
         // the head buffer itself is freed.
         let read_ahead = buf.split_off(head_len);
         drop(buf);
-        service.upgrade(stream, read_ahead, json, admission);
+        service.upgrade(stream, read_ahead, format, admission);
         return;
     }
     let response = service.answer(&route, &head).await;

@@ -12,12 +12,16 @@
 //! - [`outbox`]: a connection's bounded send queue and its slow-client
 //!   policy. [`update`]: one bar update, encoded once.
 //!   [`http`], [`websocket`], [`protocol`]: sans-io HTTP heads, WebSocket
-//!   framing and the command language, no sockets.
+//!   framing and the command language, no sockets. [`api`], [`binance`]:
+//!   the history API's parameters, errors and shapes, sans-io; [`pages`]:
+//!   reading them from the history store off the executor.
 //! - [`config`], [`metrics`], [`kafka_workers`] (threads for blocking Kafka
 //!   work), [`arrivals`] (wakes the shard's poller when a consumer has
 //!   messages): used throughout.
 
+pub mod api;
 pub mod arrivals;
+pub mod binance;
 pub mod config;
 pub mod feed;
 pub mod http;
@@ -26,7 +30,9 @@ pub mod kafka_workers;
 pub mod listener;
 pub mod metrics;
 pub mod outbox;
+pub mod pages;
 pub mod protocol;
+pub mod recent;
 pub mod routes;
 pub mod session;
 pub mod shard;
@@ -62,11 +68,16 @@ pub enum GatewayError {
     /// Worker threads could not be started.
     #[error("could not start Kafka worker threads: {0}")]
     Workers(std::io::Error),
+    /// The history store could not be opened or its writer not started.
+    #[error(transparent)]
+    History(#[from] crate::history::HistoryError),
 }
 
 /// The running shards.
 pub struct Gateway {
     shards: Vec<Executor<std::io::Result<()>>>,
+    /// The history store's writer, stopped after the shards.
+    history: crate::history::HistoryWriter,
     /// Counters of every shard.
     pub metrics: Arc<Metrics>,
 }
@@ -74,8 +85,11 @@ pub struct Gateway {
 impl Gateway {
     /// Checks Kafka, creates the topic if needed and starts one shard per
     /// core. Call from the unpinned main thread.
-    pub fn start(config: GatewayConfig, shutdown: Shutdown) -> Result<Self, GatewayError> {
+    pub fn start(mut config: GatewayConfig, shutdown: Shutdown) -> Result<Self, GatewayError> {
         let partitions = crate::kafka::topic::ensure_topic(&config.kafka, config.windows.len() as i32)?;
+        config.history.partitions = partitions;
+        let history = crate::history::HistoryWriter::start(config.history.clone(), &config.kafka, shutdown.clone())?;
+        config.history_store = Some(history.history.clone());
         let workers = KafkaWorkers::start(KAFKA_WORKER_THREADS).map_err(GatewayError::Workers)?;
         let metrics = Arc::new(Metrics::default());
         let mut shards = Vec::new();
@@ -88,7 +102,7 @@ impl Gateway {
             })?);
         }
         tracing::info!(listen = %config.listen, shards = shards.len(), "gateway listening on http://{}", config.listen);
-        Ok(Self { shards, metrics })
+        Ok(Self { shards, history, metrics })
     }
 
     /// Waits for every shard to stop.
@@ -96,6 +110,7 @@ impl Gateway {
         for shard in self.shards {
             shard.join()??;
         }
+        self.history.join();
         Ok(())
     }
 }

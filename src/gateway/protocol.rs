@@ -12,10 +12,17 @@
 //!
 //! ```text
 //! sub<sep><window> [mint]
+//! sub<sep><window> <mint> since <seq>          resume one series after a seq
+//! sub<sep><window> [mint] from <unix ms>       resume by time (all mints or one)
 //! unsub | unsub<sep><window>
 //! hist<sep><window> <count> [mint]
+//! hist<sep><window> <count> <mint> [start=<ms>] [end=<ms>] [fill=prev]
 //! ping
 //! ```
+//!
+//! `hist` with any `key=value` option is a page of the history store
+//! (Binance semantics: with `start` the first `count` bars from it, else the
+//! last `count` up to `end`), sent without a live subscription.
 //!
 //! `<sep>` is `-` or `_`; verbs are lowercase and case-sensitive; `<window>`
 //! is anything [`parse_window`] accepts that is also configured; `<mint>` is
@@ -27,6 +34,7 @@ use thiserror::Error;
 use crate::aggregate::windows::{label, parse_window};
 use crate::codec::json::parse_mint;
 use crate::codec::trade::Pubkey;
+pub use crate::gateway::recent::Since;
 
 /// Longest text frame parsed as a command, in bytes. Overflow policy: a
 /// longer frame is refused with [`CommandError::TooLong`] before any parsing,
@@ -69,6 +77,32 @@ pub enum Command {
         count: u32,
         /// Only this mint, or every mint when `None`.
         mint: Option<Pubkey>,
+    },
+    /// `sub-<window> <mint> since <seq>` or `sub-<window> [mint] from <ms>`:
+    /// what the client missed, then live.
+    Resume {
+        /// The window in seconds.
+        window_s: u32,
+        /// Only this mint, or every mint when `None` (`from` only).
+        mint: Option<Pubkey>,
+        /// After which `seq`, or from which time.
+        since: Since,
+    },
+    /// `hist-<window> <count> <mint> start=.. end=.. fill=prev`: one page
+    /// of the history store, no live updates.
+    Page {
+        /// The window in seconds.
+        window_s: u32,
+        /// Most bars, `1..=MAX_HISTORY`.
+        count: u32,
+        /// The series' mint.
+        mint: Pubkey,
+        /// Open times from, unix ms.
+        start_ms: Option<i64>,
+        /// Open times to, unix ms.
+        end_ms: Option<i64>,
+        /// Fill empty windows with the previous close.
+        fill: bool,
     },
     /// `ping`: answered with `{"type":"pong"}`.
     Ping,
@@ -115,6 +149,27 @@ pub enum CommandError {
     /// A count that is not a decimal in `1..=MAX_HISTORY` (echo truncated).
     #[error("bad count {0:?}: expected a whole number from 1 to {MAX_HISTORY}")]
     BadCount(String),
+    /// `since` without a mint, or without a number.
+    #[error("since needs a mint and a seq: sub-<window> <mint> since <seq> (every mint: from <unix ms>)")]
+    SinceNeedsMint,
+    /// A `seq` or a time that is not a whole number (echo truncated).
+    #[error("bad {what} {text:?}: expected a whole number")]
+    BadNumber {
+        /// `seq` or `time`.
+        what: &'static str,
+        /// As sent, truncated.
+        text: String,
+    },
+    /// A `hist` option that is not `start=`, `end=` or `fill=prev` (echo
+    /// truncated).
+    #[error("bad hist option {0:?}: use start=<unix ms>, end=<unix ms>, fill=prev")]
+    BadOption(String),
+    /// A `hist` page without a mint.
+    #[error("a hist page needs a mint: hist-<window> <count> <mint> [start=<ms>] [end=<ms>] [fill=prev]")]
+    PageNeedsMint,
+    /// `start` after `end`.
+    #[error("start is after end")]
+    StartAfterEnd,
     /// More arguments than the verb takes.
     #[error("too many arguments: usage is {usage}")]
     ExtraArguments {
@@ -141,14 +196,12 @@ pub fn parse_command(text: &str, windows: &[u32]) -> Result<Command, CommandErro
         ("unsub", None) => Command::Unsubscribe { window_s: None },
         ("unsub", Some(w)) => Command::Unsubscribe { window_s: Some(window_of("unsub", w, windows)?) },
         ("sub", None) => return Err(CommandError::MissingWindow { verb: "sub" }),
-        ("sub", Some(w)) => {
-            Command::Subscribe { window_s: window_of("sub", w, windows)?, mint: optional_mint(args.next())? }
-        }
+        ("sub", Some(w)) => parse_sub(window_of("sub", w, windows)?, &mut args)?,
         ("hist", None) => return Err(CommandError::MissingWindow { verb: "hist" }),
         ("hist", Some(w)) => {
             let window_s = window_of("hist", w, windows)?;
             let count = parse_count(args.next())?;
-            Command::History { window_s, count, mint: optional_mint(args.next())? }
+            parse_hist(window_s, count, &mut args)?
         }
         _ => return Err(CommandError::Unknown(echo(head))),
     };
@@ -156,6 +209,78 @@ pub fn parse_command(text: &str, windows: &[u32]) -> Result<Command, CommandErro
         Some(_) => Err(CommandError::ExtraArguments { usage: usage_of(&command) }),
         None => Ok(command),
     }
+}
+
+/// `sub-<w>`'s arguments: `[mint] [since <seq> | from <ms>]`.
+fn parse_sub<'a>(window_s: u32, args: &mut impl Iterator<Item = &'a str>) -> Result<Command, CommandError> {
+    let mut args = args.peekable();
+    let mint = match args.peek() {
+        Some(&("since" | "from")) | None => None,
+        Some(_) => optional_mint(args.next())?,
+    };
+    let since = match args.next() {
+        None => return Ok(Command::Subscribe { window_s, mint }),
+        Some("since") if mint.is_some() => Since::Seq(number("seq", args.next())?),
+        Some("since") => return Err(CommandError::SinceNeedsMint),
+        Some("from") => Since::TimeMs(number("time", args.next())? as i64),
+        Some(_) => {
+            return Err(CommandError::ExtraArguments { usage: usage_of(&Command::Subscribe { window_s, mint }) });
+        }
+    };
+    let command = Command::Resume { window_s, mint, since };
+    match args.next() {
+        Some(_) => Err(CommandError::ExtraArguments { usage: usage_of(&command) }),
+        None => Ok(command),
+    }
+}
+
+/// `hist-<w> <count>`'s arguments: `[mint] [start=<ms>] [end=<ms>] [fill=prev]`.
+fn parse_hist<'a>(
+    window_s: u32,
+    count: u32,
+    args: &mut impl Iterator<Item = &'a str>,
+) -> Result<Command, CommandError> {
+    let mut args = args.peekable();
+    let mint = match args.peek() {
+        Some(token) if !token.contains('=') => optional_mint(args.next())?,
+        _ => None,
+    };
+    let (mut start_ms, mut end_ms, mut fill, mut paged) = (None, None, false, false);
+    for option in args {
+        paged = true;
+        match option.split_once('=') {
+            Some(("start", v)) => start_ms = Some(number("time", Some(v))? as i64),
+            Some(("end", v)) => end_ms = Some(number("time", Some(v))? as i64),
+            Some(("fill", "prev")) => fill = true,
+            Some(("fill", "none")) => fill = false,
+            Some(_) => return Err(CommandError::BadOption(echo(option))),
+            None => {
+                return Err(CommandError::ExtraArguments {
+                    usage: usage_of(&Command::History { window_s, count, mint }),
+                });
+            }
+        }
+    }
+    if !paged {
+        return Ok(Command::History { window_s, count, mint });
+    }
+    let mint = mint.ok_or(CommandError::PageNeedsMint)?;
+    if let (Some(start), Some(end)) = (start_ms, end_ms)
+        && start > end
+    {
+        return Err(CommandError::StartAfterEnd);
+    }
+    Ok(Command::Page { window_s, count, mint, start_ms, end_ms, fill })
+}
+
+/// A whole number (digits only), within i64.
+fn number(what: &'static str, token: Option<&str>) -> Result<u64, CommandError> {
+    let text = token.unwrap_or_default();
+    let bad = || CommandError::BadNumber { what, text: echo(text) };
+    if text.is_empty() || !text.bytes().all(|b| b.is_ascii_digit()) {
+        return Err(bad());
+    }
+    text.parse::<u64>().ok().filter(|&n| n <= i64::MAX as u64).ok_or_else(bad)
 }
 
 /// The JSON acknowledgement of an accepted command.
@@ -178,6 +303,29 @@ pub fn ack_json(command: &Command) -> String {
             "window_s": window_s,
             "count": count,
             "mint": mint.map(|m| bs58::encode(m).into_string()),
+        }),
+        Command::Resume { window_s, mint, since } => {
+            let mut ack = json!({
+                "type": "subscribed",
+                "window": label(*window_s),
+                "window_s": window_s,
+                "mint": mint.map(|m| bs58::encode(m).into_string()),
+            });
+            match since {
+                Since::Seq(seq) => ack["since"] = json!(seq),
+                Since::TimeMs(ms) => ack["from"] = json!(ms),
+            }
+            ack
+        }
+        Command::Page { window_s, count, mint, start_ms, end_ms, fill } => json!({
+            "type": "page",
+            "window": label(*window_s),
+            "window_s": window_s,
+            "count": count,
+            "mint": bs58::encode(mint).into_string(),
+            "start": start_ms,
+            "end": end_ms,
+            "fill": if *fill { "prev" } else { "none" },
         }),
         Command::Ping => json!({ "type": "pong" }),
     };
@@ -261,6 +409,8 @@ fn usage_of(command: &Command) -> &'static str {
         Command::Subscribe { .. } => "sub-<window> [mint]",
         Command::Unsubscribe { .. } => "unsub or unsub-<window>",
         Command::History { .. } => "hist-<window> <count> [mint]",
+        Command::Resume { .. } => "sub-<window> <mint> since <seq> or sub-<window> [mint] from <unix ms>",
+        Command::Page { .. } => "hist-<window> <count> <mint> [start=<ms>] [end=<ms>] [fill=prev]",
         Command::Ping => "ping",
     }
 }
@@ -322,6 +472,54 @@ mod tests {
             parse(&format!("hist-5m 30 {b58}")),
             Ok(Command::History { window_s: 300, count: 30, mint: Some(m) })
         );
+    }
+
+    #[test]
+    fn accepts_resume_and_page_forms() {
+        let (m, b58) = mint();
+        assert_eq!(
+            parse(&format!("sub-1m {b58} since 41")),
+            Ok(Command::Resume { window_s: 60, mint: Some(m), since: Since::Seq(41) })
+        );
+        assert_eq!(
+            parse("sub-1s from 1700000000000"),
+            Ok(Command::Resume { window_s: 1, mint: None, since: Since::TimeMs(1_700_000_000_000) })
+        );
+        assert_eq!(
+            parse(&format!("\"sub_1s {b58} from 5\"")),
+            Ok(Command::Resume { window_s: 1, mint: Some(m), since: Since::TimeMs(5) })
+        );
+        assert_eq!(
+            parse(&format!("hist-5m 100 {b58} end=9000 fill=prev")),
+            Ok(Command::Page { window_s: 300, count: 100, mint: m, start_ms: None, end_ms: Some(9000), fill: true })
+        );
+        assert_eq!(
+            parse(&format!("hist-5m 2 {b58} start=1 end=2")),
+            Ok(Command::Page { window_s: 300, count: 2, mint: m, start_ms: Some(1), end_ms: Some(2), fill: false })
+        );
+    }
+
+    #[test]
+    fn refuses_bad_resume_and_page_arguments() {
+        let (_, b58) = mint();
+        assert_eq!(parse("sub-1m since 5"), Err(CommandError::SinceNeedsMint));
+        for bad in ["x", "-1", "", "1.5", "99999999999999999999"] {
+            assert!(
+                matches!(parse(&format!("sub-1m {b58} since {bad}")), Err(CommandError::BadNumber { .. })),
+                "{bad}"
+            );
+            assert!(matches!(parse(&format!("sub-1m from {bad}")), Err(CommandError::BadNumber { .. })), "{bad}");
+            assert!(
+                matches!(parse(&format!("hist-1m 5 {b58} end={bad}")), Err(CommandError::BadNumber { .. })),
+                "{bad}"
+            );
+        }
+        assert!(matches!(parse(&format!("sub-1m {b58} since 5 6")), Err(CommandError::ExtraArguments { .. })));
+        assert!(matches!(parse(&format!("sub-1m {b58} until 5")), Err(CommandError::ExtraArguments { .. })));
+        assert_eq!(parse(&format!("hist-1m 5 {b58} fill=next")), Err(CommandError::BadOption("fill=next".into())));
+        assert_eq!(parse("hist-1m 5 end=10"), Err(CommandError::PageNeedsMint));
+        assert_eq!(parse(&format!("hist-1m 5 {b58} start=10 end=5")), Err(CommandError::StartAfterEnd));
+        assert!(matches!(parse(&format!("hist-1m 0 {b58} end=5")), Err(CommandError::BadCount(_))));
     }
 
     #[test]

@@ -1,7 +1,8 @@
 //! The HTTP answers: `/` and `/static/*` (files read once and cached),
-//! `/healthz` (is Kafka reachable?), `/metrics`, and the JSON API
-//! `/api/klines` (closed-bar history, Binance-like) and `/api/mints`, both
-//! from the shard feed's memory. Routing and response bytes are
+//! `/healthz` (is Kafka reachable?), `/metrics`, and the JSON API:
+//! `/api/klines` and `/api/v3/klines` (closed-bar history from the history
+//! store, klinecast's and Binance's shapes, [`api`]) and `/api/mints` (the
+//! shard feed's memory and the store). Routing and response bytes are
 //! [`http`]'s; this file decides what each route answers.
 
 use std::cell::RefCell;
@@ -10,73 +11,20 @@ use std::path::Path;
 use std::rc::Rc;
 use std::sync::Arc;
 
-use thiserror::Error;
-
+use super::api::{self, Shape};
 use super::config::GatewayConfig;
-use super::feed::{Feed, HISTORY_BARS};
+use super::feed::Feed;
 use super::http::{self, RequestHead, Route};
 use super::kafka_workers::KafkaWorkers;
 use super::metrics::Metrics;
-use crate::aggregate::windows::{WindowError, parse_window};
-use crate::codec::json::{BarJson, parse_mint};
+use super::pages;
+use crate::codec::bar::Bar;
+use crate::history::History;
 
-/// Default `limit` of `/api/klines`.
-pub const DEFAULT_LIMIT: usize = 500;
 /// Mints listed by `/api/mints`.
 pub const MINTS_LISTED: usize = 1000;
 /// Largest file served from `static/`; assets are read once and cached.
 const MAX_STATIC_FILE_BYTES: u64 = 8 * 1024 * 1024;
-
-/// Why `/api/klines` did not answer with bars.
-#[derive(Debug, Error)]
-pub enum ApiError {
-    /// No `window` parameter (400).
-    #[error("window is required, e.g. window=1m")]
-    MissingWindow,
-    /// A `window` that does not parse (400).
-    #[error(transparent)]
-    BadWindow(#[from] WindowError),
-    /// A window this deployment does not serve (400).
-    #[error("window {window} is not served; windows: {served}")]
-    WindowNotServed {
-        /// The window as asked.
-        window: String,
-        /// The configured windows.
-        served: String,
-    },
-    /// No `mint` parameter (400).
-    #[error("mint is required (base58)")]
-    MissingMint,
-    /// A `mint` that is not base58 of 32 bytes (400).
-    #[error("{0}")]
-    BadMint(String),
-    /// `startTime` or `endTime` not an integer (400).
-    #[error("{0} must be unix milliseconds")]
-    BadTime(&'static str),
-    /// `limit` out of range (400).
-    #[error("limit must be 1 to {HISTORY_BARS}")]
-    BadLimit,
-    /// The shard feed did not start (503).
-    #[error("history is not available: the shard feed did not start")]
-    NoFeed,
-    /// The shard feed is still reading history back (503).
-    #[error("history is still being read back from Kafka; retry in a moment")]
-    NotReady,
-    /// The answer could not be encoded (500).
-    #[error("encoding the answer: {0}")]
-    Encode(#[from] serde_json::Error),
-}
-
-impl ApiError {
-    /// The status code to answer with.
-    pub fn status(&self) -> u16 {
-        match self {
-            Self::NoFeed | Self::NotReady => 503,
-            Self::Encode(_) => 500,
-            _ => 400,
-        }
-    }
-}
 
 /// What the routes need from the shard.
 pub struct Routes {
@@ -88,6 +36,8 @@ pub struct Routes {
     pub workers: KafkaWorkers,
     /// The shard's reader (history, mints), if it started.
     pub feed: Option<Rc<Feed>>,
+    /// The history store (`/api/klines`, `/api/v3/klines`, `/api/mints`).
+    pub history: Option<History>,
     /// Files served under `/` and `/static/`, read once.
     files: RefCell<HashMap<String, Rc<Vec<u8>>>>,
 }
@@ -95,7 +45,8 @@ pub struct Routes {
 impl Routes {
     /// The routes of one shard.
     pub fn new(config: GatewayConfig, metrics: Arc<Metrics>, workers: KafkaWorkers, feed: Option<Rc<Feed>>) -> Self {
-        Self { config, metrics, workers, feed, files: RefCell::new(HashMap::new()) }
+        let history = config.history_store.clone();
+        Self { config, metrics, workers, feed, history, files: RefCell::new(HashMap::new()) }
     }
 
     /// The complete response to a request that is not a WebSocket upgrade.
@@ -112,14 +63,26 @@ impl Routes {
                 if let Some(ingest) = &self.config.ingest {
                     text.push_str(&ingest.render());
                 }
+                if let Some(history) = &self.history {
+                    text.push_str(&history.render_metrics());
+                }
                 body(200, "text/plain; version=0.0.4", text.as_bytes())
             }
             Route::Healthz => self.health().await,
-            Route::Mints => body(200, "application/json", self.mints_json().as_bytes()),
-            Route::Klines => match self.klines(head) {
-                Ok(json) => body(200, "application/json", json.as_bytes()),
-                Err(error) => http::error_response(error.status(), &error.to_string()),
-            },
+            Route::Mints => body(200, "application/json", self.mints_json().await.as_bytes()),
+            Route::Klines | Route::BinanceKlines => {
+                let shape = if *route == Route::Klines { Shape::Native } else { Shape::Binance };
+                match self.klines(head, shape).await {
+                    Ok(json) => body(200, "application/json", json.as_bytes()),
+                    Err(error) => body(error.status(), "application/json", error.body().as_bytes()),
+                }
+            }
+            Route::BinancePing => body(200, "application/json", b"{}"),
+            Route::BinanceTime => {
+                let now_ms =
+                    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
+                body(200, "application/json", format!("{{\"serverTime\":{now_ms}}}").as_bytes())
+            }
             Route::NotFound => http::error_response(404, "no such resource"),
             Route::MethodNotAllowed => http::error_response(405, "only GET and HEAD"),
             Route::WebSocket => http::error_response(426, "upgrade required"),
@@ -169,40 +132,31 @@ impl Routes {
         }
     }
 
-    /// `GET /api/klines?window=5m&mint=<base58>&startTime=<ms>&endTime=<ms>&limit=500`:
-    /// closing bars of one series, oldest first.
-    fn klines(&self, head: &RequestHead) -> Result<String, ApiError> {
-        let window = head.query_param("window").ok_or(ApiError::MissingWindow)?;
-        let window_s = parse_window(&window)?;
-        if self.config.windows.position(window_s).is_none() {
-            return Err(ApiError::WindowNotServed { window, served: self.config.windows.to_string() });
-        }
-        let mint = head.query_param("mint").ok_or(ApiError::MissingMint)?;
-        let mint = parse_mint(&mint).map_err(ApiError::BadMint)?;
-        let millis = |key: &'static str| -> Result<Option<i64>, ApiError> {
-            head.query_param(key).map(|v| v.parse::<i64>().map_err(|_| ApiError::BadTime(key))).transpose()
-        };
-        let from_s = millis("startTime")?.map_or(i64::MIN, |ms| ms.div_euclid(1000));
-        let to_s = millis("endTime")?.map_or(i64::MAX, |ms| ms.div_euclid(1000));
-        let limit = match head.query_param("limit") {
-            None => DEFAULT_LIMIT,
-            Some(v) => match v.parse::<usize>() {
-                Ok(n) if (1..=HISTORY_BARS).contains(&n) => n,
-                _ => return Err(ApiError::BadLimit),
-            },
-        };
-        let feed = self.feed.as_ref().ok_or(ApiError::NoFeed)?;
-        if !feed.history_ready() {
-            return Err(ApiError::NotReady);
-        }
-        let bars: Vec<BarJson> = feed.klines(&mint, window_s, from_s, to_s, limit).iter().map(BarJson::from).collect();
-        Ok(serde_json::to_string(&bars)?)
+    /// `GET /api/klines?mint=<base58>&window=5m&startTime=<ms>&endTime=<ms>&limit=500`
+    /// and `GET /api/v3/klines?symbol=..&interval=..`: a page of one series'
+    /// closed bars, oldest first ([`api`] has the parameters).
+    async fn klines(&self, head: &RequestHead, shape: Shape) -> Result<String, api::ApiError> {
+        let query = api::parse_klines(shape, &head.query_pairs(), self.config.windows.seconds())?;
+        let history = self.history.as_ref().ok_or(api::ApiError::NotReady)?;
+        let rows = pages::page(history, &self.workers, query).await?;
+        Ok(api::body(shape, &rows, query.unit))
     }
 
     /// `GET /api/mints`: mints seen, most recently traded first, with the
     /// quote their prices are in and the venue of their latest bar.
-    fn mints_json(&self) -> String {
-        let list = self.feed.as_ref().map(|f| f.mints(MINTS_LISTED)).unwrap_or_default();
+    async fn mints_json(&self) -> String {
+        let mut list = self.feed.as_ref().map(|f| f.mints(MINTS_LISTED)).unwrap_or_default();
+        if let Some(history) = &self.history {
+            // Mints the feed has not seen since start (quiet ones) come from
+            // the store.
+            let store = history.store.clone();
+            let kept = self.workers.run(move || store.mints(MINTS_LISTED)).await;
+            let kept: Vec<Bar> = kept.ok().and_then(Result::ok).unwrap_or_default();
+            let live: std::collections::HashSet<[u8; 32]> = list.iter().map(|b| b.mint).collect();
+            list.extend(kept.into_iter().filter(|b| !live.contains(&b.mint)));
+            list.sort_by_key(|b| std::cmp::Reverse(b.open_time_s));
+            list.truncate(MINTS_LISTED);
+        }
         let items: Vec<serde_json::Value> = list
             .into_iter()
             .map(|bar| {

@@ -23,6 +23,7 @@ use super::listener::{self, Admission, Door, Service};
 use super::metrics::Metrics;
 use super::routes::Routes;
 use super::session::{self, Context, Sessions, per_client};
+use super::update::Format;
 use crate::runtime::Shutdown;
 
 /// How often the shard looks at the shutdown flag.
@@ -44,13 +45,13 @@ impl Service for Shard {
         self.routes.answer(route, head)
     }
 
-    fn upgrade(self: &Rc<Self>, stream: TcpStream, read_ahead: Vec<u8>, json: bool, admission: Admission) {
+    fn upgrade(self: &Rc<Self>, stream: TcpStream, read_ahead: Vec<u8>, format: Format, admission: Admission) {
         let ctx = self.sessions.clone();
         // The session runs as a task of its own: the caller's future, sized
         // for the HTTP phase, is freed instead of living as long as the
         // connection.
         spawn_local(async move {
-            session::run(ctx, stream, read_ahead, json).await;
+            session::run(ctx, stream, read_ahead, format).await;
             drop(admission);
         })
         .detach();
@@ -68,7 +69,16 @@ pub async fn run(
     let listener = TcpListener::bind(config.listen).map_err(|e| std::io::Error::other(e.to_string()))?;
     let arrivals = Arrivals::default();
     let windows = config.windows.seconds().to_vec();
-    let started = Feed::start(&config.kafka, &windows, partitions, config.history_lookback, &workers, &arrivals).await;
+    let started = Feed::start(
+        &config.kafka,
+        &windows,
+        partitions,
+        config.history_lookback,
+        config.resume_updates,
+        &workers,
+        &arrivals,
+    )
+    .await;
     let feed = match started {
         Ok(feed) => Some(Rc::new(feed)),
         Err(error) => {

@@ -1,18 +1,23 @@
 // The page: buttons and the mint picker drive one subscription on /ws; the
 // chart shows one series (one mint, one window): history from /api/klines,
-// then live binary frames. Test hooks are on window.klinecast.
+// then live binary frames; older pages of /api/klines when the user scrolls
+// back. After a drop it resumes where it was (`sub-<w> <mint> since <seq>`,
+// or `from <ms>` for every mint), so no update is missing; a gap the
+// gateway reports is filled from /api/klines. Test hooks are on
+// window.klinecast.
 
 import { decodeBar } from "./bar.js";
 import { CandleBook, candleFromFrame, candleFromJson } from "./candles.js";
-import { KlineChart } from "./chart.js";
+import { KlineChart, TOTAL_SUPPLY_TOKENS } from "./chart.js";
 import { Feed } from "./feed.js";
 import { formatAmount, formatPrice, shortMint } from "./format.js";
 import { MintPicker } from "./mints.js";
 
 /** The windows the buttons offer, as commands spell them, in seconds. */
 const WINDOWS = { "1s": 1, "1m": 60, "5m": 300, "1h": 3600 };
-/** Closed bars asked of /api/klines when a series is shown. */
+/** Closed bars asked of /api/klines when a series is shown, and per older page (deep link: ?limit=). */
 const HISTORY_LIMIT = 500;
+const historyLimit = Math.min(1000, Math.max(1, Number(new URLSearchParams(location.search).get("limit")) || HISTORY_LIMIT));
 /** Status line and legend refresh period; frames arrive far faster. */
 const RENDER_MS = 250;
 
@@ -43,6 +48,15 @@ const state = {
   lastError: "",
   /** Open time under the crosshair, or null: the legend shows the last bar. */
   hoverTime: null,
+  /** Market caps instead of prices. */
+  marketCap: false,
+  /** The newest produced time (ms) of any frame: where a resume of every mint starts. */
+  lastProducedMs: null,
+  /** What the last resume did, for the status line. */
+  resume: "",
+  /** Older pages: "idle", "loading", or "all" (nothing older kept). */
+  older: "idle",
+  olderPages: 0,
 };
 
 const book = new CandleBook();
@@ -67,6 +81,8 @@ function main() {
     button.addEventListener("click", () => subscribe(button.dataset.window));
   }
   $("unsub").addEventListener("click", unsubscribe);
+  $("unit").addEventListener("click", toggleUnit);
+  chart.onScrollBack(loadOlder);
   installTestHooks();
   feed.start();
   picker.poll();
@@ -96,6 +112,16 @@ function subscribe(label) {
   startSeries();
 }
 
+/** The price / market-cap button. */
+function toggleUnit() {
+  state.marketCap = !state.marketCap;
+  $("unit").textContent = state.marketCap ? "mcap" : "price";
+  $("unit").setAttribute("aria-pressed", String(state.marketCap));
+  chart.setMarketCap(state.marketCap);
+  chart.setData(book.list, true);
+  renderLegend();
+}
+
 function unsubscribe() {
   state.sub = null;
   state.generation += 1; // an answer still in flight is dropped
@@ -120,15 +146,25 @@ function pickMint(mint) {
 
 /**
  * Sends the subscription and loads history. Called on subscribe, on a mint
- * change and after every reconnect (a new connection has no subscriptions,
- * and history fills what was missed while disconnected).
+ * change and after every reconnect (a new connection has no subscriptions).
+ * After a reconnect the page resumes: the gateway replays what came while
+ * it was away, so history is loaded again only if it reports a gap.
  */
-function startSeries() {
+function startSeries(resume = false) {
   state.generation += 1;
   const { label } = state.sub;
   // The gateway keeps several subscriptions per connection; the page wants
   // exactly one, so it drops whatever it had first.
   feed.send("unsub");
+  const last = book.last();
+  if (resume && state.picked !== null && last !== null && last.mint === state.picked) {
+    feed.send(`sub-${label} ${state.picked} since ${state.lastBar?.seq ?? last.seq}`);
+    return;
+  }
+  if (resume && state.picked === null && state.lastProducedMs !== null && last !== null) {
+    feed.send(`sub-${label} from ${state.lastProducedMs}`);
+    return;
+  }
   // "auto" subscribes to every mint: the first one seen becomes the chart's,
   // and the others fill the picker.
   feed.send(state.picked === null ? `sub-${label}` : `sub-${label} ${state.picked}`);
@@ -140,10 +176,12 @@ function resetSeries() {
   chart.setData([]);
   state.lastBar = null;
   state.history = "not loaded";
+  state.older = "idle";
+  state.olderPages = 0;
 }
 
 function onOpen() {
-  if (state.sub !== null) startSeries();
+  if (state.sub !== null) startSeries(feed.reconnects > 0);
 }
 
 /**
@@ -156,7 +194,7 @@ async function loadHistory() {
   if (sub === null || mint === null) return; // "auto": loaded once a mint is seen
   state.history = "loading…";
   try {
-    const url = `/api/klines?window=${sub.label}&mint=${encodeURIComponent(mint)}&limit=${HISTORY_LIMIT}`;
+    const url = `/api/klines?window=${sub.label}&mint=${encodeURIComponent(mint)}&limit=${historyLimit}`;
     const response = await fetch(url, { cache: "no-store" });
     if (!response.ok) throw new Error(`HTTP ${response.status}`);
     const rows = await response.json();
@@ -168,6 +206,34 @@ async function loadHistory() {
     state.history = `${candles.length} bar${candles.length === 1 ? "" : "s"}`;
   } catch (error) {
     if (generation === state.generation) state.history = `none (${error.message}), live only`;
+  }
+  renderStatus();
+}
+
+/**
+ * The page of closed bars before the oldest candle, when the user scrolls
+ * back to it; stops asking once a page comes back short (nothing older kept).
+ */
+async function loadOlder() {
+  const { generation, sub, chartMint: mint } = state;
+  const first = book.list[0];
+  if (sub === null || mint === null || first === undefined || state.older !== "idle") return;
+  state.older = "loading";
+  try {
+    const end = first.time * 1000 - 1;
+    const url = `/api/klines?window=${sub.label}&mint=${encodeURIComponent(mint)}&endTime=${end}&limit=${historyLimit}`;
+    const response = await fetch(url, { cache: "no-store" });
+    if (!response.ok) throw new Error(`HTTP ${response.status}`);
+    const rows = await response.json();
+    if (generation !== state.generation || mint !== state.chartMint) return;
+    const candles = rows.map(candleFromJson).filter((c) => c !== null && c.mint === mint && c.window === sub.windowS);
+    book.merge(candles);
+    chart.setData(book.list, true);
+    state.olderPages += 1;
+    state.older = rows.length < historyLimit ? "all" : "idle";
+  } catch (error) {
+    state.older = "idle";
+    state.lastError = `older bars: ${error.message}`;
   }
   renderStatus();
 }
@@ -184,6 +250,8 @@ function onFrame(buffer) {
   state.frames += 1;
   state.framesThisSecond += 1;
   state.latencyMs = Date.now() - Number(bar.producedNs / 1000n) / 1000;
+  const producedMs = Number(bar.producedNs / 1_000_000n);
+  if (state.lastProducedMs === null || producedMs > state.lastProducedMs) state.lastProducedMs = producedMs;
   picker.add(bar.mint, bar.quote);
   // After unsub, or from a window the page no longer shows: not drawn.
   if (state.sub === null || bar.window !== state.sub.windowS) return;
@@ -201,11 +269,23 @@ function onFrame(buffer) {
   }
   state.applied += 1;
   state.lastBar = candle;
-  if (change === "reset") chart.setData(book.list);
-  else chart.update(candle);
+  if (change === "reset") chart.setData(book.list, true);
+  else chart.update(candle, book.list);
 }
 
 function onReply(reply) {
+  if (reply.type === "gap") {
+    // The gateway no longer has some of what came while the page was away:
+    // closed bars fill it from the history store.
+    const range = reply.from_seq !== undefined ? `seq ${reply.from_seq}–${reply.to_seq ?? "?"}` : `${reply.from_time}–${reply.to_time} ms`;
+    state.resume = `resumed with a gap (${range}): history reloaded`;
+    loadHistory();
+    renderStatus();
+    return;
+  }
+  if (reply.type === "subscribed" && reply.replayed !== undefined) {
+    state.resume = `resumed: ${reply.replayed} update${reply.replayed === 1 ? "" : "s"} replayed, no gap`;
+  }
   state.lastReply = reply;
   // An error stays on the status line until the next command succeeds.
   state.lastError = reply.type === "error" ? String(reply.error) : "";
@@ -225,7 +305,8 @@ function renderStatus() {
   else parts.push(["", `sub-${sub.label} · ${state.picked === null ? "all mints" : shortMint(state.picked)}`]);
   parts.push(["", `${state.updatesPerSecond} upd/s`]);
   parts.push(["", state.latencyMs === null ? "latency –" : `latency ${state.latencyMs.toFixed(0)} ms`]);
-  parts.push(["", `history: ${state.history}`]);
+  parts.push(["", `history: ${state.history}${state.olderPages > 0 ? ` + ${state.olderPages} older page${state.olderPages === 1 ? "" : "s"}` : ""}${state.older === "all" ? " (all kept)" : ""}`]);
+  if (state.resume) parts.push(["", state.resume]);
   if (feed.reconnects > 0) parts.push(["", `reconnects: ${feed.reconnects}`]);
   const problem = state.lastError || picker.error;
   if (problem) parts.push(["bad", problem]);
@@ -240,15 +321,16 @@ function renderLegend() {
     return;
   }
   const change = c.open > 0 ? ((c.close - c.open) / c.open) * 100 : 0;
+  const f = state.marketCap ? TOTAL_SUPPLY_TOKENS : 1;
   const buyShare = c.volume > 0 ? (c.buyVolume / c.volume) * 100 : 0;
   const fields = [
     ["mint", shortMint(c.mint), c.mint],
     ["", state.shown ?? ""],
-    ["unit", `price in ${c.quote}`, `prices and volumes in ${c.quote}; trades on ${c.venue}`],
-    ["", `O ${formatPrice(c.open)}`],
-    ["", `H ${formatPrice(c.high)}`],
-    ["", `L ${formatPrice(c.low)}`],
-    [change >= 0 ? "ok" : "bad", `C ${formatPrice(c.close)} (${change >= 0 ? "+" : ""}${change.toFixed(2)}%)`],
+    ["unit", `${state.marketCap ? "market cap" : "price"} in ${c.quote}`, `${state.marketCap ? "market caps (price × 1,000,000,000 tokens)" : "prices per token"} and volumes in ${c.quote}; trades on ${c.venue}`],
+    ["", `O ${formatPrice(c.open * f)}`],
+    ["", `H ${formatPrice(c.high * f)}`],
+    ["", `L ${formatPrice(c.low * f)}`],
+    [change >= 0 ? "ok" : "bad", `C ${formatPrice(c.close * f)} (${change >= 0 ? "+" : ""}${change.toFixed(2)}%)`],
     ["", `vol ${formatAmount(c.volume)} ${c.quote}`],
     ["", `buys ${buyShare.toFixed(0)}%`],
     ["", `${c.trades} trades`],
@@ -277,6 +359,12 @@ function installTestHooks() {
   window.klinecast = {
     /** The candle series' data, i.e. what is drawn: { time, open, high, low, close }. */
     candles: () => chart.drawn(),
+    /** The candles the page holds (prices), oldest first. */
+    book: () => book.list.map((c) => ({ ...c })),
+    /** Drops the WebSocket as a network failure would; the page reconnects and resumes. */
+    dropConnection: () => feed.drop(),
+    /** Scrolls the chart `bars` bars back, as dragging it would. */
+    scrollBack: (bars) => chart.scrollBack(bars),
     /** The last live update drawn, as a candle (js/candles.js), or null. */
     lastBar: () => (state.lastBar === null ? null : { ...state.lastBar }),
     state: () => ({
@@ -295,6 +383,10 @@ function installTestHooks() {
       reconnects: feed.reconnects,
       lastReply: state.lastReply,
       lastError: state.lastError,
+      marketCap: state.marketCap,
+      resume: state.resume,
+      older: state.older,
+      olderPages: state.olderPages,
     }),
   };
 }

@@ -4,8 +4,8 @@
 
 import { venueNames } from "./bar.js";
 
-/** Most candles kept; beyond it the oldest are dropped (83 min of 1 s bars). */
-export const MAX_CANDLES = 5000;
+/** Most candles kept (scrolling back adds older ones); beyond it the oldest are dropped (5.5 h of 1 s bars). */
+export const MAX_CANDLES = 20_000;
 
 /**
  * A candle from a decoded binary frame (js/bar.js). Prices are in the bar's

@@ -48,6 +48,11 @@ export class Feed {
     return true;
   }
 
+  /** Drops the connection as a network failure would (test hook): it reconnects by itself. */
+  drop() {
+    this.ws?.close(4000, "dropped by the page");
+  }
+
   #connect() {
     const ws = new WebSocket(this.url);
     ws.binaryType = "arraybuffer";

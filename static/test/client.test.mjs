@@ -7,6 +7,7 @@ import { readFileSync } from "node:fs";
 import { decodeBar } from "../js/bar.js";
 import { CandleBook, candleFromFrame, candleFromJson } from "../js/candles.js";
 import { BACKOFF_MAX_MS, BACKOFF_MIN_MS, backoffMs } from "../js/feed.js";
+import { withBlanks } from "../js/chart.js";
 import { formatPrice, formatAmount, minMoveFor, shortMint, windowLabel } from "../js/format.js";
 
 const candle = (time, seq, close = 1) => ({ time, seq, open: 1, high: 2, low: 0.5, close });
@@ -110,4 +111,16 @@ test("reconnect backoff doubles from 0.5 s, is capped at 10 s and jittered", () 
   assert.equal(backoffMs(1000, mid), BACKOFF_MAX_MS);
   assert.equal(backoffMs(0, () => 0), BACKOFF_MIN_MS * 0.8);
   assert.equal(backoffMs(10, () => 1), BACKOFF_MAX_MS);
+});
+
+test("empty windows between candles become blank slots, long gaps are closed up", () => {
+  const c = (time) => ({ time, open: 1, high: 1, low: 1, close: 1 });
+  assert.deepEqual(withBlanks([c(60), c(240), c(300)], 60).map((p) => [p.time, p.open !== undefined]), [
+    [60, true],
+    [120, false],
+    [180, false],
+    [240, true],
+    [300, true],
+  ]);
+  assert.equal(withBlanks([c(0), c(1_000_000)], 1).length, 2);
 });

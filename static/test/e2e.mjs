@@ -8,7 +8,11 @@
 // playwright-core, which never downloads a browser) and checks, in order:
 // sub-1s draws candles; the status line and the mint picker fill; the last
 // candle equals what a second WebSocket client, opened by this test,
-// received for the same mint and open time; after a server restart the page
+// received for the same mint and open time; the legend names the quote
+// unit and the price / market-cap button switches what is drawn; after its
+// connection drops the page resumes without a hole (every 1 s candle there,
+// "resumed" in the status line); a page scrolled back loads older pages of
+// /api/klines, contiguous with what it had; after a server restart the page
 // reconnects by itself and streams again; picking the other mint shows it;
 // after unsub nothing changes for 3 s; and a page whose /api/klines answers
 // 404 and whose /api/mints is empty still streams live. The first failed
@@ -45,7 +49,7 @@ let WebSocket;
 const REPO = fileURLToPath(new URL("../..", import.meta.url));
 const ARTIFACTS = path.join(REPO, "target", "e2e");
 /** The whole run, start to cleanup; a hang anywhere fails instead of blocking CI. */
-const RUN_TIMEOUT_MS = 90_000;
+const RUN_TIMEOUT_MS = 150_000;
 const HEALTH_TIMEOUT_MS = 30_000;
 /** How long the page may take to draw its first three 1 s candles. */
 const CANDLES_TIMEOUT_MS = 10_000;
@@ -152,6 +156,8 @@ async function startServer(port, topic, again = false) {
     path.join(REPO, "static"),
     "--fanout",
     fanout,
+    "--history-dir",
+    path.join(ARTIFACTS, `history-${fanout}-${topic}`),
   ];
   const log = createWriteStream(path.join(ARTIFACTS, `server-${fanout}.log`), { flags: again ? "a" : "w" });
   const server = spawn(bin, args, { cwd: REPO, stdio: ["ignore", "pipe", "pipe"] });
@@ -301,6 +307,88 @@ async function matchesReference(page) {
   throw new Error(`last candle never matched the reference client: ${last}`);
 }
 
+async function unitAndToggle(page) {
+  const legend = await page.getByTestId("legend").textContent();
+  if (!/price in SOL/.test(legend)) throw new Error(`legend lacks the quote unit: ${legend}`);
+  await page.getByTestId("unit").click();
+  const s = await until(3000, async () => {
+    const s = await snapshot(page);
+    const book = await page.evaluate(() => window.klinecast.book());
+    const drawn = s.candles.at(-1);
+    const held = book.find((c) => c.time === drawn.time);
+    const ok = s.state.marketCap && held !== undefined && Math.abs(drawn.close / (held.close * 1e9) - 1) < 1e-9;
+    return ok && { drawn, held };
+  });
+  if (s === null) throw new Error("market caps not drawn after the toggle");
+  const mcapLegend = await page.getByTestId("legend").textContent();
+  if (!/market cap in SOL/.test(mcapLegend)) throw new Error(`legend after the toggle: ${mcapLegend}`);
+  await page.getByTestId("unit").click();
+  const back = await until(3000, async () => !(await snapshot(page)).state.marketCap);
+  if (back === null) throw new Error("did not switch back to prices");
+  return `close ${s.held.close} drawn as market cap ${s.drawn.close} SOL, and back`;
+}
+
+/**
+ * Drops the page's connection (the server keeps running): it reconnects,
+ * resumes from what it last saw, and its 1 s candles have no missing second.
+ */
+async function resumesWithoutAHole(page) {
+  const before = await snapshot(page);
+  await page.evaluate(() => window.klinecast.dropConnection());
+  const back = await until(RECONNECT_TIMEOUT_MS, async () => {
+    const s = await snapshot(page);
+    return s.state.connection === "open" && s.state.resume.startsWith("resumed") && s.state.applied > before.state.applied + 50 && s;
+  }, 250);
+  if (back === null) throw new Error(`did not resume: ${JSON.stringify((await snapshot(page)).state)}`);
+  if (!back.state.resume.includes("no gap")) throw new Error(`resume reported a gap: ${back.state.resume}`);
+  const book = await page.evaluate(() => window.klinecast.book());
+  const from = before.candles.at(-1).time - 5;
+  const times = book.map((c) => c.time).filter((t) => t >= from);
+  const holes = times.slice(1).filter((t, i) => t !== times[i] + 1);
+  if (times.length < 5 || holes.length > 0) throw new Error(`candles around the drop: ${times.join(",")}`);
+  const status = (await page.getByTestId("status").textContent()).replace(/\s+/g, " ").trim();
+  if (!status.includes("resumed")) throw new Error(`status line: ${status}`);
+  return `${back.state.resume}; candles ${times[0]}…${times.at(-1)} without a missing second`;
+}
+
+/** A page showing 3 bars at first loads older pages as it is scrolled back. */
+async function scrollsBack(port) {
+  const { state } = await snapshot(run.page);
+  // Enough kept bars for the first load and two older pages.
+  const kept = await until(20_000, async () => {
+    const response = await fetch(`http://127.0.0.1:${port}/api/klines?window=1s&mint=${state.chartMint}&limit=1000`);
+    const rows = response.ok ? await response.json() : [];
+    return rows.length >= 10 && rows;
+  }, 500);
+  if (kept === null) throw new Error("fewer than 10 bars kept after 20 s");
+  const page = await run.browser.newPage();
+  page.on("pageerror", (error) => pageErrors.push(error.message));
+  try {
+    await page.goto(`http://127.0.0.1:${port}/?window=1s&mint=${state.chartMint}&limit=3`);
+    const first = await until(CANDLES_TIMEOUT_MS, async () => {
+      const book = await page.evaluate(() => window.klinecast?.book() ?? []);
+      return book.length >= 3 && book;
+    }, 250);
+    if (first === null) throw new Error("no candles");
+    const paged = await until(CANDLES_TIMEOUT_MS, async () => {
+      await page.evaluate(() => window.klinecast.scrollBack(200));
+      const s = await snapshot(page);
+      return s.state.olderPages >= 2 && s;
+    }, 300);
+    if (paged === null) throw new Error(`no older pages: ${JSON.stringify((await snapshot(page)).state)}`);
+    const book = await page.evaluate(() => window.klinecast.book());
+    // The first load holds the 3 newest closed bars; anything more than
+    // 3 windows before the newest closed one came from older pages.
+    const closed = book.filter((c) => c.closed).map((c) => c.time);
+    const holes = closed.slice(1).filter((t, i) => t !== closed[i] + 1);
+    if (closed.length < 9 || !(closed[0] < closed.at(-1) - 3)) throw new Error(`too few older candles: ${closed.join(",")}`);
+    if (holes.length > 0) throw new Error(`candles not contiguous across pages: ${closed.join(",")}`);
+    return `${paged.state.olderPages} older page(s): ${closed.length} closed candles ${closed[0]}…${closed.at(-1)}, none missing`;
+  } finally {
+    await page.close();
+  }
+}
+
 /**
  * Restarts the server under the page: it must see the drop, reconnect on its
  * own, subscribe again and draw new bars. (The mock is deterministic, so the
@@ -402,6 +490,9 @@ async function main() {
   await check(`sub-1s draws ${MIN_CANDLES}+ candles within ${CANDLES_TIMEOUT_MS / 1000} s`, () => drawsCandles(run.page));
   await check("status line and mint picker", () => statusAndPicker(run.page));
   await check("last candle equals the reference client's latest bar", () => matchesReference(run.page));
+  await check("the legend names the quote unit; price / market cap toggles what is drawn", () => unitAndToggle(run.page));
+  await check("after a dropped connection the page resumes without a hole", () => resumesWithoutAHole(run.page));
+  await check("scrolling back loads older pages of history", () => scrollsBack(port));
   if (holdMs > 0) await sleep(holdMs);
   await screenshot();
   await check("reconnects after a server restart and subscribes again", () => reconnects(run.page, port, topic));

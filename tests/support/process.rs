@@ -40,6 +40,9 @@ pub struct Child {
     /// The program's own pid (under a wrapper: the wrapper's child).
     pub pid: u32,
     pub log: PathBuf,
+    /// A history store directory made for this process alone (removed
+    /// when it is dropped), unless the test gave `--history-dir` itself.
+    pub history_dir: Option<PathBuf>,
 }
 
 impl Child {
@@ -47,16 +50,23 @@ impl Child {
     /// pipe the test owns when `piped_stdin`, else /dev/null.
     pub fn spawn(name: &str, args: &[&str], log: PathBuf, piped_stdin: bool) -> Child {
         let args = args.iter().map(|a| (*a).to_owned()).collect();
+        // Every gateway process needs a history store of its own (several
+        // gateways of one test share a topic); a test that restarts a
+        // gateway on the same store passes --history-dir, which wins.
+        let history_dir = fresh_history_dir(name);
+        let dir = history_dir.to_string_lossy().into_owned();
         let spec = Spec {
             name,
             program: KLINECAST,
             args,
-            env: vec![("KLINECAST_LOG", "info")],
+            env: vec![("KLINECAST_LOG", "info"), ("KLINECAST_HISTORY_DIR", &dir)],
             log,
             piped_stdin,
             limit: None,
         };
-        Child::start(spec).unwrap_or_else(|e| panic!("start klinecast {name}: {e}"))
+        let mut child = Child::start(spec).unwrap_or_else(|e| panic!("start klinecast {name}: {e}"));
+        child.history_dir = Some(history_dir);
+        child
     }
 
     /// Starts a process as `spec` says.
@@ -77,7 +87,8 @@ impl Child {
             command.env(key, value);
         }
         let child = command.spawn().map_err(|e| format!("{}: cannot start {}: {e}", spec.name, spec.program))?;
-        let mut started = Child { name: spec.name.to_owned(), pid: child.id(), child, log: spec.log };
+        let mut started =
+            Child { name: spec.name.to_owned(), pid: child.id(), child, log: spec.log, history_dir: None };
         if spec.limit.is_some() {
             started.pid = started.wrapped_pid()?;
         }
@@ -181,7 +192,17 @@ impl Drop for Child {
     fn drop(&mut self) {
         drop(self.child.stdin.take()); // a replay from stdin ends at EOF
         self.terminate(TERM_GRACE);
+        if let Some(dir) = self.history_dir.take() {
+            let _ = fs::remove_dir_all(dir);
+        }
     }
+}
+
+/// A directory no other process uses, for one process's history store.
+pub fn fresh_history_dir(name: &str) -> PathBuf {
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_nanos());
+    let safe: String = name.chars().map(|c| if c.is_ascii_alphanumeric() { c } else { '-' }).collect();
+    Path::new(env!("CARGO_TARGET_TMPDIR")).join("history").join(format!("{safe}-{}-{nanos}", std::process::id()))
 }
 
 /// Sends `SIG<name>` to `pid` with kill(1) (no libc bindings here).

@@ -10,14 +10,12 @@ use rdkafka::error::KafkaError;
 use thiserror::Error;
 
 use super::{Context, MAX_SUBSCRIPTIONS, Session, per_client};
-use crate::codec::json::BarJson;
 use crate::gateway::config::Fanout;
 use crate::gateway::hub::{Member, Subscription};
 use crate::gateway::kafka_workers::WorkersGone;
 use crate::gateway::metrics::Metrics;
 use crate::gateway::outbox::Out;
 use crate::gateway::protocol::{self, Command, CommandError, Reply};
-use crate::gateway::websocket::{self, opcode};
 
 /// Why a command was refused; the client gets the message as a JSON error.
 #[derive(Debug, Error)]
@@ -43,6 +41,12 @@ pub enum Refused {
     /// Per-client mode: the consumer refused the new position.
     #[error("Kafka consumer could not be positioned: {0}")]
     Position(KafkaError),
+    /// The shard feed, or the history store, is not there.
+    #[error("{0}")]
+    Unavailable(&'static str),
+    /// A `hist` page was refused by the history store.
+    #[error("{0}")]
+    Page(#[from] crate::gateway::api::ApiError),
 }
 
 /// What a command did, once it was accepted.
@@ -75,6 +79,11 @@ pub fn refuse(ctx: &Context, session: &Session, refused: &Refused) {
 }
 
 async fn apply(ctx: &Rc<Context>, session: &Rc<Session>, command: &Command) -> Result<Done, Refused> {
+    match command {
+        Command::Resume { .. } => return super::resume::apply(ctx, session, command).await,
+        Command::Page { .. } => return super::page::apply(ctx, session, command).await,
+        _ => {}
+    }
     if let Fanout::Shared { .. } = ctx.config.fanout {
         return apply_shared(ctx, session, command);
     }
@@ -87,6 +96,7 @@ async fn apply(ctx: &Rc<Context>, session: &Rc<Session>, command: &Command) -> R
             per_client::subscribe(ctx, session, Subscription { window_s, mint }, Some(count as usize)).await?
         }
         Command::Unsubscribe { window_s } => per_client::unsubscribe(ctx, session, window_s),
+        Command::Resume { .. } | Command::Page { .. } => {} // answered above
     }
     Ok(Done::Ack)
 }
@@ -114,22 +124,20 @@ fn apply_shared(ctx: &Context, session: &Rc<Session>, command: &Command) -> Resu
             let mut sent = session.history_sent.borrow_mut();
             for bar in bars {
                 sent.insert((bar.mint, bar.window_s), bar.seq);
-                let frame = match session.json {
-                    true => websocket::frame(opcode::TEXT, BarJson::line(&bar).as_bytes()),
-                    false => websocket::frame(opcode::BINARY, &bar.to_bytes()),
-                };
+                let frame = session.format.frame_of_bar(&bar);
                 session.outbox.push(Out::frame(frame));
             }
             drop(sent);
             subscribe_shared(ctx, session, &member, sub)?;
             return Ok(Done::Acknowledged);
         }
+        Command::Resume { .. } | Command::Page { .. } => {} // answered by `apply`
     }
     Ok(Done::Ack)
 }
 
 /// Refuses a new subscription beyond [`MAX_SUBSCRIPTIONS`].
-fn room_for(session: &Session, sub: &Subscription) -> Result<(), Refused> {
+pub(super) fn room_for(session: &Session, sub: &Subscription) -> Result<(), Refused> {
     let subs = session.shared_subs.borrow();
     if subs.len() >= MAX_SUBSCRIPTIONS && !subs.contains(sub) {
         return Err(Refused::TooManySubscriptions);
@@ -137,7 +145,7 @@ fn room_for(session: &Session, sub: &Subscription) -> Result<(), Refused> {
     Ok(())
 }
 
-fn subscribe_shared(
+pub(super) fn subscribe_shared(
     ctx: &Context,
     session: &Session,
     member: &Rc<dyn Member>,

@@ -6,6 +6,8 @@
 //! - [`connection`]: the socket: reading frames, writing the outbox.
 //! - [`commands`]: a command in, its effect and its reply out.
 //! - [`per_client`]: per-client mode, the session's own Kafka consumer.
+//! - [`resume`]: `sub-<w> <mint> since <seq>` / `from <ms>`: what a client
+//!   missed, then live. [`page`]: `hist` pages of the history store.
 //!
 //! Shared mode: a session registers its subscriptions with the shard's
 //! [`Hub`], which hands it every update due at each push
@@ -17,7 +19,9 @@
 
 pub mod commands;
 pub mod connection;
+pub mod page;
 pub mod per_client;
+pub mod resume;
 
 use std::cell::{Cell, RefCell, RefMut};
 use std::collections::HashMap;
@@ -41,7 +45,7 @@ use super::hub::{Due, Hub, Member, Subscription};
 use super::kafka_workers::KafkaWorkers;
 use super::metrics::Metrics;
 use super::outbox::{Out, Outbox};
-use super::update::{Series, Update};
+use super::update::{Format, Series, Update};
 use super::websocket::{self, close, opcode};
 use crate::runtime::Shutdown;
 use per_client::ClientFeed;
@@ -98,8 +102,8 @@ impl Sessions {
 /// One WebSocket client.
 pub struct Session {
     id: u64,
-    /// JSON text frames instead of binary bars (`/ws?format=json`).
-    json: bool,
+    /// Binary bars, or which text frames (`/ws?format=json|binance`).
+    format: Format,
     /// The client's socket: the connection's read and write loops use it,
     /// and a push writes to it directly when nothing is queued
     /// ([`Member::deliver`]). Borrowed only within a poll, never across an
@@ -186,7 +190,7 @@ impl Member for Session {
         let mut bytes = due.scratch();
         let (mut frames, mut payload) = (0, 0);
         for update in wanted() {
-            let frame = update.frame(self.json);
+            let frame = update.frame(self.format);
             bytes.extend_from_slice(&frame);
             frames += 1;
             payload += websocket::payload_of(&frame).len();
@@ -224,7 +228,7 @@ impl Session {
     /// Queues one update under the slow-client policy; false if that
     /// closed the session.
     fn queue_update(&self, update: &Update) -> bool {
-        let frame = update.frame(self.json);
+        let frame = update.frame(self.format);
         let out = if update.closed { Out::frame(frame) } else { Out::update(frame, update.series) };
         Metrics::inc(&self.metrics.bars_sent);
         let pushed = self.outbox.push_update(out, self.max_outbound_bytes);
@@ -247,12 +251,12 @@ impl Session {
 /// made before the future (an async fn would keep a slot for the socket as
 /// its argument besides the one in the session), and whatever is large and
 /// rare is boxed for as long as it runs (see [`connection`]).
-pub fn run(ctx: Rc<Context>, stream: TcpStream, read_ahead: Vec<u8>, json: bool) -> impl Future<Output = ()> {
+pub fn run(ctx: Rc<Context>, stream: TcpStream, read_ahead: Vec<u8>, format: Format) -> impl Future<Output = ()> {
     let id = ctx.sessions.next_id.get();
     ctx.sessions.next_id.set(id + 1);
     let session = Rc::new(Session {
         id,
-        json,
+        format,
         socket: RefCell::new(stream),
         outbox: Outbox::default(),
         max_outbound_bytes: ctx.config.max_outbound_bytes,

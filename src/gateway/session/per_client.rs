@@ -63,6 +63,9 @@ pub struct ClientFeed {
     history: Vec<History>,
     /// Frames waiting for outbox room, in order.
     pending: VecDeque<Bytes>,
+    /// Series resumed from the shard's recent log, with the last `seq`
+    /// replayed: the consumer's updates at or below it are not sent again.
+    resumed: HashMap<update::Series, u64>,
 }
 
 fn partition_of(ctx: &Context, window_s: u32) -> i32 {
@@ -245,7 +248,7 @@ fn on_message(metrics: &Metrics, session: &Session, feed: &mut ClientFeed, messa
             if job.ring.len() == job.count {
                 job.ring.pop_front();
             }
-            job.ring.push_back(update::frame_of(session.json, payload, bar));
+            job.ring.push_back(update::frame_of(session.format, payload, bar));
         }
     }
     finish_history(feed, partition, offset + 1);
@@ -254,9 +257,13 @@ fn on_message(metrics: &Metrics, session: &Session, feed: &mut ClientFeed, messa
         return;
     }
     *next_live = offset + 1;
+    let replayed = feed.resumed.get(&(bar.mint, bar.window_s.to_native()));
+    if replayed.is_some_and(|&seq| bar.seq.to_native() <= seq) {
+        return;
+    }
     if feed.subs.iter().any(|s| matches(s, bar)) {
         Metrics::inc(&metrics.bars_sent);
-        feed.pending.push_back(update::frame_of(session.json, payload, bar));
+        feed.pending.push_back(update::frame_of(session.format, payload, bar));
     }
 }
 
@@ -275,4 +282,54 @@ fn finish_history(feed: &mut ClientFeed, partition: i32, reached: i64) {
 
 fn now_ms() -> i64 {
     SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_millis() as i64)
+}
+
+/// Resumes: makes sure the session has its consumer and room for `sub`.
+pub async fn prepare(ctx: &Context, session: &Rc<Session>, sub: &Subscription) -> Result<(), Refused> {
+    if let Some(feed) = session.feed.borrow().as_deref()
+        && feed.subs.len() >= MAX_SUBSCRIPTIONS
+        && !feed.subs.contains(sub)
+    {
+        return Err(Refused::TooManySubscriptions);
+    }
+    ensure_consumer(ctx, session).await.map(drop)
+}
+
+/// Resumes: where the session's consumer stands on `partition` (the next
+/// offset it hands out), if it reads that partition.
+pub fn position(ctx: &Context, session: &Session, partition: i32) -> Option<i64> {
+    let feed = session.feed.borrow();
+    let feed = feed.as_deref()?;
+    feed.next_live.get(&partition)?;
+    let consumer = feed.consumer.as_ref()?;
+    let list = consumer.position().ok()?;
+    let at = list.find_partition(&ctx.config.kafka.topic, partition)?.offset().to_raw();
+    Some(at.filter(|&o| o >= 0).map_or(feed.next_live[&partition], |o| o.max(feed.next_live[&partition])))
+}
+
+/// Resumes: adds `sub` reading `partition` from offset `at` (where the
+/// shard feed's recent log ends) if the consumer does not read it yet;
+/// updates of `resumed` series at or below their replayed `seq` are not
+/// sent again. Call right after the replay is queued, with no await
+/// between.
+pub fn assign_at(
+    ctx: &Context,
+    session: &Session,
+    sub: Subscription,
+    at: i64,
+    resumed: &[(update::Series, u64)],
+) -> Result<(), Refused> {
+    let partition = partition_of(ctx, sub.window_s);
+    let mut feed = session.feed_mut();
+    let Some(consumer) = feed.consumer.clone() else { return Err(Refused::Unavailable("no consumer")) };
+    if let std::collections::hash_map::Entry::Vacant(entry) = feed.next_live.entry(partition) {
+        let mut list = TopicPartitionList::new();
+        list.add_partition_offset(&ctx.config.kafka.topic, partition, Offset::Offset(at)).map_err(Refused::Position)?;
+        consumer.incremental_assign(&list).map_err(Refused::Position)?;
+        entry.insert(at);
+    }
+    feed.resumed.extend(resumed.iter().copied());
+    feed.subs.retain(|s| *s != sub);
+    feed.subs.push(sub);
+    Ok(())
 }
