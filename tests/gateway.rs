@@ -191,10 +191,13 @@ fn garbage_on_the_topic_is_skipped_and_counted() {
     assert_no_gaps(&frames);
     assert!(server.metric("klinecast_kafka_malformed_messages_total") >= 4.0);
     assert!(frames.iter().all(|b| b.mint != [7; 32]), "the newer-format record was not forwarded");
-    // `tail` names the format and keeps reading.
+    // `tail` names the format and keeps reading: the server stopped, it
+    // reads the whole topic (garbage included) and exits when idle.
+    let mut server = server;
+    server.child.stop();
     let tail = std::process::Command::new(env!("CARGO_BIN_EXE_klinecast"))
         .args(["tail", "--brokers", &support::brokers(), "--topic", &server.topic, "--from-beginning"])
-        .args(["--window", "1s", "--json", "--count", "150"])
+        .args(["--window", "1s", "--json", "--idle-exit", "5s"])
         .output()
         .unwrap();
     let stderr = String::from_utf8_lossy(&tail.stderr);
