@@ -218,6 +218,8 @@ async function loadOlder() {
   const { generation, sub, chartMint: mint } = state;
   const first = book.list[0];
   if (sub === null || mint === null || first === undefined || state.older !== "idle") return;
+  // Older than what? The first page is still on its way.
+  if (state.history === "loading…") return;
   state.older = "loading";
   try {
     const end = first.time * 1000 - 1;

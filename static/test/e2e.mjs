@@ -367,9 +367,10 @@ async function scrollsBack(port) {
     await page.goto(`http://127.0.0.1:${port}/?window=1s&mint=${state.chartMint}&limit=3`);
     const first = await until(CANDLES_TIMEOUT_MS, async () => {
       const book = await page.evaluate(() => window.klinecast?.book() ?? []);
-      return book.length >= 3 && book;
+      const s = await snapshot(page);
+      return book.length >= 3 && /^\d+ bars?$/.test(s.state.history) && book;
     }, 250);
-    if (first === null) throw new Error("no candles");
+    if (first === null) throw new Error(`no candles and first page: ${JSON.stringify((await snapshot(page)).state)}`);
     const paged = await until(CANDLES_TIMEOUT_MS, async () => {
       await page.evaluate(() => window.klinecast.scrollBack(200));
       const s = await snapshot(page);
