@@ -178,5 +178,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         }));
     }
     md.push_str(&format!("\nMachine load at the end: {}.\n", common::loadavg()));
-    common::write_results("history", &serde_json::json!({ "rows": json }), &md, "")
+    common::write_results(
+        "history",
+        &serde_json::json!({ "measured_at_unix_s": common::unix_now_s(), "rows": json }),
+        &md,
+        "",
+    )
 }

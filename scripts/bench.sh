@@ -151,6 +151,19 @@ done
 plot
 
 # --- REPORT.md -------------------------------------------------------------
+# When a benchmark ran (unix seconds): the time its JSON records, else the
+# commit that last changed its section, else the file's own time. A checkout
+# rewrites file times, so those are the last resort.
+measured_at() {
+  local name="$1" at=""
+  at="$(python3 -c 'import json, sys; print(int(json.load(open(sys.argv[1])).get("measured_at_unix_s", 0)))' "$RESULTS/$name.json" 2>/dev/null || true)"
+  if [[ -z "$at" || "$at" == 0 ]] && git -C "$REPO_ROOT" diff --quiet -- "$RESULTS/$name.md" 2>/dev/null; then
+    at="$(git -C "$REPO_ROOT" log -1 --format=%ct -- "$RESULTS/$name.md" 2>/dev/null || true)"
+  fi
+  [[ -n "$at" && "$at" != 0 ]] || at="$(date -r "$RESULTS/$name.md" +%s)"
+  echo "$at"
+}
+
 row_for() {
   local name="$1" bar="$2" line=""
   line="$(cat "$RESULTS"/*.rows.md 2>/dev/null | grep -F -m 1 "| $name |" || true)"
@@ -207,7 +220,7 @@ row_for() {
     echo
     sed -n '1p' "$section"
     echo
-    echo "_Measured $(date -u -r "$section" '+%Y-%m-%d %H:%M:%S UTC'); numbers in \`$RESULTS/$name.json\`._"
+    echo "_Measured $(date -u -d "@$(measured_at "$name")" '+%Y-%m-%d %H:%M:%S UTC'); numbers in \`$RESULTS/$name.json\`._"
     sed -n '2,$p' "$section"
   done
   pngs=()
