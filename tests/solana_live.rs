@@ -120,6 +120,13 @@ impl Ingest {
 
 impl Drop for Ingest {
     fn drop(&mut self) {
+        // A failed test shows what ingest counted and said.
+        if std::thread::panicking() {
+            let metrics = self.get("/metrics");
+            let counters: Vec<&str> =
+                metrics.lines().filter(|l| !l.starts_with('#') && !l.contains("_bucket")).collect();
+            eprintln!("ingest metrics:\n{}\ningest log:\n{}", counters.join("\n"), self.log());
+        }
         let _ = self.child.kill();
         let _ = self.child.wait();
     }
@@ -401,6 +408,8 @@ fn a_dropped_stream_is_backfilled_and_every_bar_equals_the_reference() {
     let in_gap = feed.trades.len() - gap_start;
     node.set_mode(Mode::Normal);
     assert!(fake_rpc::wait_until(WAIT, || node.ws_connections_accepted() >= 2), "{}", ingest.log());
+    // Subscribed again: what follows is live, not backfilled.
+    assert!(subscribed(&node, 1), "{}", ingest.log());
     feed.publish(&node, 40);
     feed.wait_closed();
     let want = reference(&feed.trades);
@@ -481,6 +490,29 @@ fn an_rpc_that_answers_429_is_backed_off_not_hammered() {
         assert!(within <= 10, "{within} requests in one second at a cap of 5/s");
     }
     assert!(ingest.metric("klinecast_solana_rpc_429_total") >= 6.0);
+}
+
+/// A cut log waits in its place for `getTransaction`; while it waits (the
+/// node answers 429 for about four seconds, longer than the close delay
+/// and a bar), the bar clock waits with it: neither its trades nor those
+/// behind it are late.
+#[test]
+fn a_cut_log_waiting_for_its_recovery_holds_the_bar_clock() {
+    let node = FakeNode::plain();
+    let topic = support::fresh_topic("it-solana-cut");
+    let mut feed = Feed::new(&node, 1);
+    let ingest = Ingest::start(&node, &topic, &[]);
+    assert!(subscribed(&node, 1), "{}", ingest.log());
+    feed.publish(&node, 2);
+    node.fail_next_http(4, 429, Some(1));
+    // The third transaction is the cut one; seven follow it.
+    feed.publish(&node, 8);
+    feed.wait_closed();
+    let want = reference(&feed.trades);
+    check_bars(&closing_bars(&topic, want.len()), &want);
+    assert_eq!(ingest.metric("klinecast_ingest_late_trades_total"), 0.0);
+    assert!(ingest.metric("klinecast_solana_rpc_429_total") >= 4.0);
+    assert_eq!(ingest.metric("klinecast_solana_truncated_recovered_total"), 1.0);
 }
 
 #[test]

@@ -403,7 +403,9 @@ impl Ingest {
             ClockKind::Wall => self.agg.advance_clock(unix_now_s(), &mut self.out),
             ClockKind::Live => {
                 let now = unix_now_s() - source.close_delay_s();
-                let held = source.hold_clock_at().map_or(now, |t| now.min(t));
+                // Not past a trade the source or a lookup still holds back.
+                let waiting = [source.hold_clock_at(), self.parked.earliest_s()].into_iter().flatten().min();
+                let held = waiting.map_or(now, |t| now.min(t));
                 self.agg.advance_clock(held, &mut self.out);
             }
             ClockKind::Event => {}

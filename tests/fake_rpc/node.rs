@@ -427,7 +427,12 @@ impl FakeNode {
             .subs
             .values()
             .filter(|sub| sub.filter == Filter::Mentions(address.to_owned()))
-            .filter(|sub| registry.conns.get(&sub.conn).is_some_and(|conn| conn.outbox.is_some()))
+            .filter(|sub| {
+                registry
+                    .conns
+                    .get(&sub.conn)
+                    .is_some_and(|conn| conn.outbox.is_some() && !conn.killed.load(Ordering::SeqCst))
+            })
             .count()
     }
 

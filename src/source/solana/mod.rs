@@ -262,9 +262,23 @@ impl SolanaSource {
         }
     }
 
-    /// The block time the bar clock must not pass while a gap is filled.
+    /// The block time the bar clock must not pass: while a gap is filled,
+    /// that of the last trade handed out before it; while transactions wait
+    /// (behind a cut log, or not handed out yet), the earliest of theirs, so
+    /// that waiting never makes a trade late.
     pub fn hold_clock_at(&self) -> Option<i64> {
-        self.gap.as_ref().and_then(|g| g.hold_s)
+        // Events without a time (pool creations, migrations) are few: a
+        // short look finds the first trade.
+        const LOOK: usize = 64;
+        let gap = self.gap.as_ref().and_then(|g| g.hold_s);
+        let ready = self.ready.iter().take(LOOK).find_map(|r| trade_timestamp(&r.bytes));
+        // A held transaction that shows no trade (a log cut before its
+        // events) may have an earlier block time than the ones behind it:
+        // for it, the last time handed out.
+        let held_time =
+            |h: &Held| h.tx.events.iter().find_map(|(_, bytes)| trade_timestamp(bytes)).or(self.newest_time_s);
+        let held = self.held.iter().take(LOOK).filter_map(held_time).min();
+        [gap, ready, held].into_iter().flatten().min()
     }
 
     /// Queues a lookup for the RPC workers.
@@ -417,6 +431,15 @@ impl SolanaSource {
         self.metrics.buffered.store(self.held.len() as u64, Ordering::Relaxed);
     }
 
+    /// A backfilled transaction: counted as live ones are, then handed out.
+    fn hand_out_backfilled(&mut self, tx: TxEvents) {
+        let m = &self.metrics;
+        m.backfilled.fetch_add(1, Ordering::Relaxed);
+        m.foreign_lines.fetch_add(u64::from(tx.foreign), Ordering::Relaxed);
+        m.bad_data.fetch_add(u64::from(tx.bad_data), Ordering::Relaxed);
+        self.hand_out(tx);
+    }
+
     /// Queues a transaction's events that were not handed out before.
     fn hand_out(&mut self, tx: TxEvents) {
         let signature = tx.signature.as_ref().map_or(0, Position::signature_prefix);
@@ -507,8 +530,7 @@ impl SolanaSource {
         gap.release(|program, tx| released.push((program, tx)));
         if gap.phase() != Phase::Done {
             for (_, tx) in released {
-                self.metrics.backfilled.fetch_add(1, Ordering::Relaxed);
-                self.hand_out(tx);
+                self.hand_out_backfilled(tx);
             }
             return;
         }
@@ -516,8 +538,7 @@ impl SolanaSource {
         let newest = Program::ALL.map(|p| gap.newest(p));
         let start_slot = gap.start_slot;
         for (_, tx) in released {
-            self.metrics.backfilled.fetch_add(1, Ordering::Relaxed);
-            self.hand_out(tx);
+            self.hand_out_backfilled(tx);
         }
         if lost > 0 {
             self.metrics.unrecoverable_gaps.fetch_add(1, Ordering::Relaxed);
