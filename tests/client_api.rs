@@ -1,7 +1,7 @@
 //! The client API against the real broker, with real sockets: resume after
 //! a reconnect (by seq and by time, the gap reply), history pages as deep
-//! as the store keeps (also from a gateway restarted on its store, without
-//! reading the topic again), Binance's shapes read by a Binance client
+//! as the store keeps (also across a gateway restart while the feed goes
+//! on, reading only what it missed), Binance's shapes read by a Binance client
 //! library's parser, fill=prev and market caps on fixed data, and bad input
 //! on every new parameter.
 
@@ -215,53 +215,80 @@ fn walk_back(server: &Server, path: &str, limit: usize) -> (Vec<Value>, usize) {
     (rows, pages)
 }
 
+/// Every closed 1 s bar of `mint` in Kafka up to `newest`, as (time, seq).
+fn closed_in_kafka(topic: &str, mint: &str, newest: i64) -> Vec<(i64, u64)> {
+    let bars = series_in_kafka(topic, mint, 1).into_iter();
+    bars.filter(|b| b.closed && b.open_time_s <= newest).map(|b| (b.open_time_s, b.seq)).collect()
+}
+
+fn time_and_seq(rows: &[Value]) -> Vec<(i64, u64)> {
+    rows.iter().map(|r| (r["unix_timestamp"].as_i64().unwrap(), r["seq"].as_u64().unwrap())).collect()
+}
+
+/// Ingest runs on its own; the gateway pages, stops, misses a few seconds
+/// of bars and starts again on its store: it reads only what it missed,
+/// and pages across the restart are complete and in order. Once the feed
+/// has stopped, a gateway started on the same store reads nothing at all.
 #[test]
-fn history_pages_are_complete_and_ordered_also_from_a_restarted_gateway_on_its_store() {
+fn history_pages_are_complete_and_ordered_across_a_gateway_restart_on_its_store() {
     let topic = support::fresh_topic("it-api");
     let dir = support::process::fresh_history_dir("pages");
     let dir_arg = dir.to_string_lossy().into_owned();
     let port = support::free_port();
-    let server = Server::start_on(
-        &["serve", "--mock-mints", "1", "--mock-rate", "100", "--history-dir", &dir_arg],
-        &topic,
-        port,
-    );
+    let brokers = support::brokers();
+    let feed_args = ["ingest", "--brokers", &brokers, "--topic", &topic, "--mock-mints", "1", "--mock-rate", "100"];
+    let mut feed = support::Child::spawn("ingest", &feed_args, support::log_path(&topic, "ingest"), false);
+    assert!(feed.wait_for_log("ingest starting", Duration::from_secs(30)), "{}", feed.log_text());
+    let gateway = ["gateway", "--history-dir", &dir_arg];
+    let server = Server::start_on(&gateway, &topic, port);
     let mint = some_mint(&server);
     std::thread::sleep(Duration::from_secs(12));
     let path = format!("/api/klines?mint={mint}&window=1s");
     let (rows, pages) = walk_back(&server, &path, 3);
     assert!(pages >= 4, "{pages} pages");
-    let times: Vec<i64> = rows.iter().map(|r| r["unix_timestamp"].as_i64().unwrap()).collect();
-    assert!(times.windows(2).all(|w| w[0] < w[1]), "in order across pages, none twice");
-    let newest = *times.last().unwrap();
-    let kafka: Vec<(i64, u64)> = series_in_kafka(&topic, &mint, 1)
-        .into_iter()
-        .filter(|b| b.closed && b.open_time_s <= newest)
-        .map(|b| (b.open_time_s, b.seq))
-        .collect();
-    let api: Vec<(i64, u64)> =
-        rows.iter().map(|r| (r["unix_timestamp"].as_i64().unwrap(), r["seq"].as_u64().unwrap())).collect();
-    assert_eq!(api, kafka, "every closed bar, across pages");
+    let first = time_and_seq(&rows);
+    assert!(first.windows(2).all(|w| w[0].0 < w[1].0), "in order across pages, none twice");
+    let newest = first.last().unwrap().0;
+    assert_eq!(first, closed_in_kafka(&topic, &mint, newest), "every closed bar, across pages");
     drop(server);
 
-    // The same store under a gateway alone: it serves every page at once
-    // and reads nothing more from the topic (no ingest runs, and the store
-    // starts where it stopped).
-    let restarted = Server::start_on(&["gateway", "--history-dir", &dir_arg], &topic, port);
+    // Down for a few seconds while the feed goes on.
+    std::thread::sleep(Duration::from_secs(3));
+    let restarted = Server::start_on(&gateway, &topic, port);
     let (again, _) = walk_back(&restarted, &path, 3);
-    let all: Vec<(i64, u64)> =
-        series_in_kafka(&topic, &mint, 1).into_iter().filter(|b| b.closed).map(|b| (b.open_time_s, b.seq)).collect();
-    let again: Vec<(i64, u64)> =
-        again.iter().map(|r| (r["unix_timestamp"].as_i64().unwrap(), r["seq"].as_u64().unwrap())).collect();
-    assert_eq!(again, all, "the whole series after the restart");
-    assert_eq!(restarted.metric("klinecast_history_bars_written_total"), 0.0, "nothing read again");
-    // Forward paging with startTime, Binance's way, gives the same.
+    let again = time_and_seq(&again);
+    let newest_again = again.last().unwrap().0;
+    assert!(newest_again >= newest + 3, "bars of the time it was down: {newest} → {newest_again}");
+    assert_eq!(again, closed_in_kafka(&topic, &mint, newest_again), "the whole series across the restart");
+    // It read what it missed, not what its store had: at most the bars
+    // closed since the first pages (1 s bars of the one mint, and a 1 m,
+    // 5 m or 1 h bar if a boundary passed), never the first pages again.
+    let written = restarted.metric("klinecast_history_bars_written_total");
+    let missed = again.len() - first.len();
+    assert!(written >= 1.0 && written <= (missed + 3) as f64, "{written} bars written, {missed} missed");
+    // Forward paging with startTime, Binance's way, gives the same (and
+    // whatever closed since).
     let first_ms = again[0].0 * 1000;
     let (_, forward) =
         get_json(&restarted, &format!("/api/v3/klines?symbol={mint}&interval=1s&startTime={first_ms}&limit=1000"));
     let forward: Vec<i64> = forward.as_array().unwrap().iter().map(|r| r[0].as_i64().unwrap() / 1000).collect();
-    assert_eq!(forward, again.iter().map(|r| r.0).collect::<Vec<_>>());
+    assert!(forward.len() >= again.len(), "{} rows forward, {} back", forward.len(), again.len());
+    assert_eq!(forward[..again.len()], again.iter().map(|r| r.0).collect::<Vec<_>>());
+
+    // The feed stops. A gateway started after that catches up with the
+    // whole topic (its history answers once it has); one started on the
+    // same store after it reads nothing at all.
+    feed.stop();
     drop(restarted);
+    let caught_up = Server::start_on(&gateway, &topic, port);
+    let (all, _) = walk_back(&caught_up, &path, 1000);
+    assert_eq!(time_and_seq(&all), closed_in_kafka(&topic, &mint, i64::MAX), "the whole series");
+    drop(caught_up);
+    let last = Server::start_on(&gateway, &topic, port);
+    let (all_again, _) = walk_back(&last, &path, 1000);
+    assert_eq!(all_again, all);
+    assert_eq!(last.metric("klinecast_history_bars_written_total"), 0.0, "nothing read again");
+    drop(last);
     let _ = std::fs::remove_dir_all(dir);
 }
 
