@@ -9,7 +9,7 @@ use rdkafka::ClientConfig;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::DefaultClientContext;
 use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::error::KafkaError;
+use rdkafka::error::{KafkaError, RDKafkaErrorCode};
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
@@ -42,7 +42,12 @@ pub fn create_topic(brokers: &str, topic: &str, partitions: i32) -> Result<(), S
     let results = futures_lite::future::block_on(admin.create_topics([&new_topic], &options))
         .map_err(|e| format!("creating {topic}: {e}"))?;
     for result in results {
-        result.map_err(|(name, code)| format!("creating {name}: {code}"))?;
+        match result {
+            // The name is fresh: if it exists, a retried request of ours
+            // made it (the broker took the first one and its answer was lost).
+            Ok(_) | Err((_, RDKafkaErrorCode::TopicAlreadyExists)) => {}
+            Err((name, code)) => return Err(format!("creating {name}: {code}")),
+        }
     }
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
