@@ -33,6 +33,7 @@ use thiserror::Error;
 pub use retention::Retention;
 pub use store::{Edge, Store, StoreError};
 
+use crate::ingest::metrics::sample;
 use crate::kafka::KafkaConfig;
 use crate::kafka::topic::partition_for;
 use crate::runtime::Shutdown;
@@ -138,35 +139,40 @@ impl History {
     pub fn render_metrics(&self) -> String {
         let s = &self.state;
         let usage = self.store.usage().unwrap_or_default();
-        let counter =
-            |name: &str, help: &str, v: u64| format!("# HELP {name} {help}\n# TYPE {name} counter\n{name} {v}\n");
-        let gauge = |name: &str, help: &str, v: u64| format!("# HELP {name} {help}\n# TYPE {name} gauge\n{name} {v}\n");
-        [
-            counter(
+        let mut out = String::new();
+        let rows: [(&str, &str, &str, u64); 7] = [
+            (
                 "klinecast_history_bars_written_total",
                 "closed bars written to the history store",
+                "counter",
                 s.bars_written.load(Ordering::Relaxed),
             ),
-            counter(
+            (
                 "klinecast_history_bars_dropped_total",
                 "bars dropped from the store (retention and disk cap)",
+                "counter",
                 s.bars_dropped.load(Ordering::Relaxed),
             ),
-            counter(
+            (
                 "klinecast_history_capped_buckets_total",
                 "buckets dropped early because of --history-max-bytes",
+                "counter",
                 s.capped_buckets.load(Ordering::Relaxed),
             ),
-            counter(
+            (
                 "klinecast_history_write_errors_total",
                 "failed store commits or prunes (retried)",
+                "counter",
                 s.write_errors.load(Ordering::Relaxed),
             ),
-            gauge("klinecast_history_ready", "1 once the store has caught up with Kafka", u64::from(self.ready())),
-            gauge("klinecast_history_allocated_bytes", "pages in use in the history store", usage.allocated_bytes),
-            gauge("klinecast_history_file_bytes", "size of the history store's file", usage.file_bytes),
-        ]
-        .concat()
+            ("klinecast_history_ready", "1 once the store has caught up with Kafka", "gauge", u64::from(self.ready())),
+            ("klinecast_history_allocated_bytes", "pages in use in the history store", "gauge", usage.allocated_bytes),
+            ("klinecast_history_file_bytes", "size of the history store's file", "gauge", usage.file_bytes),
+        ];
+        for (name, help, kind, value) in rows {
+            sample(&mut out, name, help, kind, value);
+        }
+        out
     }
 }
 
