@@ -18,14 +18,14 @@ use base64::engine::general_purpose::STANDARD;
 use klinecast::aggregate::{Aggregator, EmitPolicy, Windows};
 use klinecast::codec::bar::{self, BAR_FORMAT, BAR_LEN, Bar, BarError};
 use klinecast::codec::borsh::RejectKind;
-use klinecast::codec::event::{self, Event, Position};
+use klinecast::codec::event::{self, Event, Position, Program};
 use klinecast::codec::idl::{self, SCHEMAS, Ty};
 use klinecast::codec::trade::{
     DecodeError, TRADE_EVENT_DISCRIMINATOR, TRADE_EVENT_MIN_LEN, TRADE_EVENT_OLDEST_LEN, TradeEvent,
 };
 use klinecast::gateway::http::{self, HttpError, MAX_HEAD_BYTES, Route};
 use klinecast::gateway::protocol::{self, Command, CommandError};
-use klinecast::market::Market;
+use klinecast::market::{Market, Skip};
 use klinecast::source::Filled;
 use klinecast::source::replay::{self, Line, ReplaySource};
 use proptest::collection::vec;
@@ -114,6 +114,36 @@ proptest! {
                 }
             }
             Err(DecodeError::BadString { field }) => prop_assert_eq!(field, "ix_name"),
+        }
+    }
+
+    /// The ingest loop's path (`Market::trade_of`, with its shortcut for the
+    /// 113- and 129-byte layouts) gives the trade decoding then pricing
+    /// gives, and refuses what they refuse.
+    #[test]
+    fn the_ingest_path_agrees_with_decode_then_price(
+        bytes in prop_oneof![
+            record_bytes(),
+            any_event().prop_map(|e| e.encode().to_vec()),
+            any_event().prop_map(|e| e.encode()[..TRADE_EVENT_OLDEST_LEN].to_vec()),
+        ],
+    ) {
+        let position = Position { slot: 5, signature: 6, event: 7 };
+        let mut market = Market::new(0);
+        let fast = market.trade_of(Some(Program::PumpFun), &bytes, position);
+        let slow = event::decode(Some(Program::PumpFun), &bytes).map(|e| market.price(&e, position));
+        match fast {
+            Ok(trade) => {
+                prop_assert_eq!(slow, Ok(Ok(trade)));
+                let event = TradeEvent::decode(&bytes).unwrap();
+                if event.quote_mint == [0; 32] {
+                    // SOL: lamports per whole token, from the virtual reserves.
+                    let price = (event.virtual_sol_reserves as f64 / 1e9) / (event.virtual_token_reserves as f64 / 1e6);
+                    prop_assert_eq!((trade.price, trade.quote_decimals, trade.quote_amount), (price, 9, event.sol_amount));
+                }
+            }
+            Err(Skip::Decode(error)) => prop_assert_eq!(slow.err(), Some(error)),
+            Err(Skip::Unpriced(unpriced)) => prop_assert_eq!(slow, Ok(Err(unpriced))),
         }
     }
 

@@ -145,11 +145,12 @@ impl AggregatorConfig {
 /// Why a trade was not applied to any window.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Error)]
 pub enum Rejected {
-    /// A price that is not a finite, non-negative number.
+    /// A price that is not a finite, non-negative number (`-0.0` included).
     #[error("trade has no usable price")]
     NoPrice,
-    /// The bound on mints tracked at once was reached; new mints are
-    /// refused so memory stays bounded.
+    /// The bound on mints tracked at once (or on distinct quotes,
+    /// [`MAX_QUOTES`]) was reached; new mints are refused so memory stays
+    /// bounded.
     #[error("mint limit reached; trade for a new mint dropped")]
     MintLimit,
     /// A timestamp outside [`VALID_TIMESTAMPS_S`].
@@ -158,6 +159,9 @@ pub enum Rejected {
     /// The mint trades in another quote: one series cannot mix quotes.
     #[error("trade in another quote than the mint's")]
     QuoteMismatch,
+    /// A slot or event index outside [`VALID_SLOTS`] or [`VALID_EVENTS`].
+    #[error("trade position out of range")]
+    BadPosition,
 }
 
 /// Counters of what the aggregator did, for logs and `/metrics`.
@@ -175,6 +179,9 @@ pub struct AggregateStats {
     pub bad_timestamp: u64,
     /// Trades refused for a quote other than their mint's.
     pub quote_mismatch: u64,
+    /// Trades refused for a position outside [`VALID_SLOTS`] or
+    /// [`VALID_EVENTS`].
+    pub bad_position: u64,
     /// Replayed trades a restored series had already applied, skipped per
     /// window.
     pub already_applied: u64,
@@ -202,9 +209,64 @@ struct Fill {
     /// `tokens` for a buy, 0 for a sell.
     buy_tokens: u64,
     /// Where the trade sits.
-    position: Position,
+    position: Packed,
     /// The venue's bit.
     venue: u8,
+}
+
+/// Distinct quote mints an aggregator holds: pump.fun accepts a handful, and
+/// the market learns the decimals of at most
+/// [`crate::market::MAX_LEARNED_QUOTES`] more. A new mint in yet another is
+/// refused as over the mint limit.
+pub const MAX_QUOTES: usize = 1 << u16::BITS;
+
+/// Slots a trade's position may name: 2^40 slots are over 400 years of
+/// Solana at its 400 ms slots (it was near slot 4 * 10^8 in 2026).
+pub const VALID_SLOTS: std::ops::Range<u64> = 0..(1 << (u64::BITS - EVENT_BITS));
+
+/// Event indexes within a transaction a trade's position may name: a
+/// transaction holds a few hundred events at most.
+pub const VALID_EVENTS: std::ops::Range<u32> = 0..(1 << EVENT_BITS);
+
+/// Bits of a packed position's event index.
+const EVENT_BITS: u32 = 24;
+
+/// A [`Position`] in two words instead of three: the slot and the event
+/// index share one (slot in the high 40 bits, event in the low 24). A series
+/// carries the position of its last trade in every update, so the word
+/// saved is one less to copy into each.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Packed {
+    /// `slot << 24 | event`.
+    slot_event: u64,
+    /// The transaction's signature prefix.
+    signature: u64,
+}
+
+impl Packed {
+    /// No position (sources without one).
+    const NONE: Self = Self { slot_event: 0, signature: 0 };
+
+    /// The position packed, or `None` when its slot or event index is out of
+    /// range.
+    #[inline(always)]
+    fn new(position: &Position) -> Option<Self> {
+        if !VALID_SLOTS.contains(&position.slot) || !VALID_EVENTS.contains(&position.event) {
+            return None;
+        }
+        Some(Self {
+            slot_event: position.slot << EVENT_BITS | u64::from(position.event),
+            signature: position.signature,
+        })
+    }
+
+    fn slot(&self) -> u64 {
+        self.slot_event >> EVENT_BITS
+    }
+
+    fn event(&self) -> u32 {
+        (self.slot_event & ((1 << EVENT_BITS) - 1)) as u32
+    }
 }
 
 /// One (mint, window) series: its open bar, if any, without the fields all
@@ -234,16 +296,60 @@ struct Series {
     seq: u64,
     /// Position of the last trade applied to the series (kept across bars:
     /// a restart resumes from it).
-    last: Position,
+    last: Packed,
+    /// The open bar's trade count and venues, and the series' flags.
+    tally: Tally,
+}
+
+/// A series' small fields in one word, so a trade updates them with one
+/// `or` and an add, and a copy of the series moves them in one store:
+/// bits 0..32 the open bar's trade count, 32..40 its venues, 40 whether a
+/// bar is open (mirrored by the series' bit in [`Aggregator::open_bits`]),
+/// 41 whether the open bar changed since it was last emitted (coalescing
+/// only). A bar holds fewer than 2^32 trades: all of Solana does not make
+/// that many in an hour.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Tally(u64);
+
+impl Tally {
+    /// No bar open.
+    const NONE: Self = Self(0);
+    const VENUES_SHIFT: u32 = 32;
+    const OPEN: u64 = 1 << 40;
+    const DIRTY: u64 = 1 << 41;
+
+    /// An open bar of `trades` trades from `venues`.
+    fn open(trades: u32, venues: u8) -> Self {
+        Self(u64::from(trades) | u64::from(venues) << Self::VENUES_SHIFT | Self::OPEN)
+    }
+
     /// Trades in the open bar; 0 when none is open.
-    trades: u32,
+    fn trades(self) -> u32 {
+        self.0 as u32
+    }
+
     /// Venues of the open bar's trades; 0 when none is open.
-    venues: u8,
-    /// Whether a bar is open. Mirrored by the series' bit in
-    /// [`Aggregator::open_bits`].
-    is_open: bool,
-    /// The open bar changed since it was last emitted (coalescing only).
-    dirty: bool,
+    fn venues(self) -> u8 {
+        (self.0 >> Self::VENUES_SHIFT) as u8
+    }
+
+    fn is_open(self) -> bool {
+        self.0 & Self::OPEN != 0
+    }
+
+    fn is_dirty(self) -> bool {
+        self.0 & Self::DIRTY != 0
+    }
+
+    /// With one more trade, from the venue with bit `venue`, in an open bar.
+    #[inline(always)]
+    fn add(self, venue: u8) -> Self {
+        Self((self.0 + 1) | u64::from(venue) << Self::VENUES_SHIFT | Self::OPEN)
+    }
+
+    fn with_dirty(self, dirty: bool) -> Self {
+        Self(if dirty { self.0 | Self::DIRTY } else { self.0 & !Self::DIRTY })
+    }
 }
 
 impl Series {
@@ -262,18 +368,15 @@ impl Series {
         buy_volume_quote: 0,
         buy_volume_tokens: 0,
         seq: 0,
-        last: Position { slot: 0, signature: 0, event: 0 },
-        trades: 0,
-        venues: 0,
-        is_open: false,
-        dirty: false,
+        last: Packed::NONE,
+        tally: Tally::NONE,
     };
 
     /// The series after `fill`, applied to the open bar, or opening a bar at
     /// `open_time_s`.
     #[inline(always)]
     fn after(&self, open_time_s: i64, fill: &Fill) -> Self {
-        let open = self.is_open;
+        let open = self.tally.is_open();
         // Bars that ended are closed before a trade is applied, so an open
         // bar is always the trade's bar.
         debug_assert!(!open || self.open_time_s == open_time_s, "{} != {open_time_s}", self.open_time_s);
@@ -282,7 +385,8 @@ impl Series {
         // `-inf` and `inf` give way to the first price.
         let price = fill.price;
         Self {
-            open_time_s: if open { self.open_time_s } else { open_time_s },
+            // Equal when a bar is open (asserted above).
+            open_time_s,
             open: if open { self.open } else { price },
             high: if price > self.high { price } else { self.high },
             low: if price < self.low { price } else { self.low },
@@ -292,9 +396,7 @@ impl Series {
             buy_volume_quote: self.buy_volume_quote.saturating_add(fill.buy_quote),
             buy_volume_tokens: self.buy_volume_tokens.saturating_add(fill.buy_tokens),
             last: fill.position,
-            trades: self.trades + 1,
-            venues: self.venues | fill.venue,
-            is_open: true,
+            tally: self.tally.add(fill.venue),
             ..*self
         }
     }
@@ -302,31 +404,49 @@ impl Series {
     /// The update of this state of the series in `slot`, window `window`.
     #[inline(always)]
     fn update(&self, slot: usize, window: usize, closed: bool) -> Update {
-        Update { state: *self, slot: slot as u32, window: window as u16, closed }
+        Update { state: *self, place: Update::place(slot, window, closed) }
     }
 }
 
 /// One update the aggregator emitted, compact: the series' state and where
 /// it belongs. [`Aggregator::bar`] makes it the [`Bar`] that goes out. The
 /// mint and quote (64 bytes) are not copied into every update: they stay in
-/// the aggregator, and the update stays small enough (128 bytes) for the hot
+/// the aggregator, and the update stays small enough (112 bytes) for the hot
 /// loop to move it without a `memcpy` call.
 #[derive(Debug, Clone, Copy)]
 pub struct Update {
     /// The series' state, `seq` included.
     state: Series,
-    /// The mint's slot.
-    slot: u32,
-    /// The window's index.
-    window: u16,
-    /// Whether this is the bar's closing update.
-    closed: bool,
+    /// Where it belongs, in one word ([`Update::place`]): the mint's slot in
+    /// bits 0..32, the window's index in 32..48, bit 48 set for the bar's
+    /// closing update.
+    place: u64,
 }
 
 impl Update {
+    const WINDOW_SHIFT: u32 = 32;
+    const CLOSED: u64 = 1 << 48;
+
+    /// The `place` of an update of window `window` of the mint in `slot`.
+    #[inline(always)]
+    fn place(slot: usize, window: usize, closed: bool) -> u64 {
+        debug_assert!(slot < MintIndex::MAX_SLOTS && window < 1 << 16);
+        slot as u64 | (window as u64) << Self::WINDOW_SHIFT | if closed { Self::CLOSED } else { 0 }
+    }
+
+    /// The mint's slot.
+    fn slot(&self) -> usize {
+        self.place as u32 as usize
+    }
+
+    /// The window's index.
+    fn window(&self) -> usize {
+        usize::from((self.place >> Self::WINDOW_SHIFT) as u16)
+    }
+
     /// Whether this is the bar's closing update.
     pub fn closed(&self) -> bool {
-        self.closed
+        self.place & Self::CLOSED != 0
     }
 
     /// The update's `seq`.
@@ -335,13 +455,17 @@ impl Update {
     }
 }
 
-/// What all series of one mint share.
+/// What all series of one mint share: one cache line, as every trade reads
+/// and writes it (its quote mint is an index into the aggregator's few
+/// distinct quotes, not a 32-byte copy per mint).
 #[derive(Debug, Clone, Copy)]
+#[repr(align(64))]
 struct MintMeta {
     /// The mint.
     key: Pubkey,
-    /// Its quote mint (set by its first trade or restored bar).
-    quote_mint: Pubkey,
+    /// Its quote mint, in [`Aggregator::quotes`] (set by its first trade or
+    /// restored bar).
+    quote: u16,
     /// Latest trade timestamp, unix seconds (eviction looks at it).
     last_trade_s: i64,
     /// Windows whose restored series still skip replayed trades up to their
@@ -397,6 +521,12 @@ pub struct Aggregator {
     bucket_ts: i64,
     /// Mint → slot.
     index: MintIndex,
+    /// The distinct quote mints of the mints, each once, in the order
+    /// first seen ([`MintMeta::quote`]): a handful (pump.fun accepts a few
+    /// quotes), at most [`MAX_QUOTES`].
+    quotes: Vec<Pubkey>,
+    /// Quote mint → its index in `quotes`.
+    quote_index: FxHashMap<Pubkey, u16>,
     /// Slot → mint and what its series share. The series of the mint in
     /// slot `i` are `series[i * windows.len()..][..windows.len()]`.
     mints: Vec<MintMeta>,
@@ -457,6 +587,8 @@ impl Aggregator {
             earliest_end_s: i64::MIN,
             bucket_ts: i64::MIN,
             index: MintIndex::default(),
+            quotes: Vec::new(),
+            quote_index: FxHashMap::default(),
             mints: Vec::new(),
             free: Vec::new(),
             last_slot: usize::MAX,
@@ -477,16 +609,16 @@ impl Aggregator {
     #[inline]
     pub fn bar(&self, update: &Update) -> Bar {
         let s = &update.state;
-        let mint = &self.mints[update.slot as usize];
+        let mint = &self.mints[update.slot()];
         let bar = Bar {
             format: BAR_FORMAT,
-            venues: s.venues,
+            venues: s.tally.venues(),
             quote_decimals: mint.quote_decimals,
             mint: mint.key,
-            quote_mint: mint.quote_mint,
+            quote_mint: self.quotes[usize::from(mint.quote)],
             open_time_s: s.open_time_s,
-            window_s: self.windows[usize::from(update.window)].len_s as u32,
-            trades: s.trades,
+            window_s: self.windows[update.window()].len_s as u32,
+            trades: s.tally.trades(),
             open: s.open,
             high: s.high,
             low: s.low,
@@ -497,11 +629,11 @@ impl Aggregator {
             buy_volume_tokens: s.buy_volume_tokens,
             seq: s.seq,
             produced_ns: 0,
-            last_slot: s.last.slot,
+            last_slot: s.last.slot(),
             last_signature: s.last.signature,
-            last_event: s.last.event,
+            last_event: s.last.event(),
             resume_slot: 0,
-            closed: update.closed,
+            closed: update.closed(),
         };
         debug_assert!(bar.check().is_ok(), "bar invariant broken: {bar:?}");
         bar
@@ -540,8 +672,10 @@ impl Aggregator {
     // store-to-load forwarding.
     #[inline(always)]
     pub fn apply(&mut self, trade: &Trade, out: &mut Vec<Update>) -> Result<(), Rejected> {
-        // Finite and not negative, in two comparisons (NaN fails both).
-        if !(trade.price >= 0.0 && trade.price < f64::INFINITY) {
+        // Finite and not negative in one comparison of the bits: those of
+        // every negative number (-0.0 too) and of every NaN are above
+        // those of infinity.
+        if trade.price.to_bits() >= f64::INFINITY.to_bits() {
             self.stats.no_price += 1;
             return Err(Rejected::NoPrice);
         }
@@ -549,9 +683,13 @@ impl Aggregator {
             self.stats.bad_timestamp += 1;
             return Err(Rejected::BadTimestamp);
         }
+        let Some(position) = Packed::new(&trade.position) else {
+            self.stats.bad_position += 1;
+            return Err(Rejected::BadPosition);
+        };
         let slot = self.slot_of(trade)?;
         let meta = &mut self.mints[slot];
-        if meta.quote_mint != trade.quote_mint {
+        if self.quotes[usize::from(meta.quote)] != trade.quote_mint {
             self.stats.quote_mismatch += 1;
             return Err(Rejected::QuoteMismatch);
         }
@@ -570,7 +708,7 @@ impl Aggregator {
             // Adding 0 to a saturating sum leaves it as it is.
             buy_quote: if trade.is_buy { trade.quote_amount } else { 0 },
             buy_tokens: if trade.is_buy { trade.token_amount } else { 0 },
-            position: trade.position,
+            position,
             venue: trade.venue.bit(),
         };
         if self.earliest_end_s > self.clock_s && !recovering && self.bars_are_current(slot) {
@@ -591,22 +729,28 @@ impl Aggregator {
         }
         let count = self.windows.len();
         let series = &self.series[slot * count..][..count];
-        series.iter().zip(&self.windows).all(|(s, w)| !s.is_open || s.open_time_s == w.open_s)
+        series.iter().zip(&self.windows).all(|(s, w)| !s.tally.is_open() || s.open_time_s == w.open_s)
     }
 
     /// Moves the clock forward to `now_s` (never back) and closes every bar
     /// whose end is at or before it.
-    #[inline]
+    #[inline(always)]
     pub fn advance_clock(&mut self, now_s: i64, out: &mut Vec<Update>) {
         if now_s <= self.clock_s {
             return;
         }
         self.clock_s = now_s;
         if now_s >= self.next_close_s {
-            let due = self.windows.iter().enumerate().filter(|(_, w)| w.next_close_s <= now_s);
-            let due = due.fold(0u32, |mask, (i, _)| mask | 1 << i);
-            self.close_due(due, now_s, out);
+            self.close_by(now_s, out);
         }
+    }
+
+    /// Closes the bars of every window with a bar due by `now_s`.
+    #[cold]
+    fn close_by(&mut self, now_s: i64, out: &mut Vec<Update>) {
+        let due = self.windows.iter().enumerate().filter(|(_, w)| w.next_close_s <= now_s);
+        let due = due.fold(0u32, |mask, (i, _)| mask | 1 << i);
+        self.close_due(due, now_s, out);
     }
 
     /// Emits the latest state of every open bar that changed since it was
@@ -615,7 +759,9 @@ impl Aggregator {
         let count = self.windows.len();
         for idx in std::mem::take(&mut self.dirty) {
             let series = &mut self.series[idx];
-            if !std::mem::take(&mut series.dirty) || !series.is_open {
+            let tally = series.tally;
+            series.tally = tally.with_dirty(false);
+            if !tally.is_dirty() || !tally.is_open() {
                 continue;
             }
             series.seq += 1;
@@ -638,6 +784,11 @@ impl Aggregator {
         let Some(w) = self.windows.iter().position(|w| w.len_s == i64::from(bar.window_s)) else {
             return false;
         };
+        let Some(last) =
+            Packed::new(&Position { slot: bar.last_slot, signature: bar.last_signature, event: bar.last_event })
+        else {
+            return false;
+        };
         let Ok(slot) = self.slot_for(&bar.mint, &bar.quote_mint, bar.quote_decimals, bar.open_time_s) else {
             return false;
         };
@@ -648,13 +799,14 @@ impl Aggregator {
         // series' `seq` is 0 with `SeqOrigin::One`, but may be above the
         // restored one with `SeqOrigin::Time`, whose floor is only a
         // fallback for series without a known past.
-        let known = meta.restored & (1 << w) != 0 || self.config.seq_origin == SeqOrigin::One || series.trades > 0;
+        let known =
+            meta.restored & (1 << w) != 0 || self.config.seq_origin == SeqOrigin::One || series.tally.trades() > 0;
         if known && series.seq >= bar.seq {
             return false;
         }
         meta.restored |= 1 << w;
         series.seq = bar.seq;
-        series.last = Position { slot: bar.last_slot, signature: bar.last_signature, event: bar.last_event };
+        series.last = last;
         if bar.last_slot != 0 {
             meta.recovering |= 1 << w;
         }
@@ -673,9 +825,7 @@ impl Aggregator {
             volume_tokens: bar.volume_tokens,
             buy_volume_quote: bar.buy_volume_quote,
             buy_volume_tokens: bar.buy_volume_tokens,
-            trades: bar.trades,
-            venues: bar.venues,
-            is_open: true,
+            tally: Tally::open(bar.trades, bar.venues),
             ..*series
         };
         self.mark_restored(slot, w, end_s);
@@ -696,7 +846,7 @@ impl Aggregator {
                 continue;
             }
             let series = &self.series[slot * count..][..count];
-            if series.iter().any(|s| s.is_open) {
+            if series.iter().any(|s| s.tally.is_open()) {
                 continue;
             }
             let seqs: Box<[u64]> = series.iter().map(|s| s.seq).collect();
@@ -763,10 +913,23 @@ impl Aggregator {
             self.stats.mint_limit += 1;
             return Err(Rejected::MintLimit);
         }
+        let quote = match self.quote_index.get(quote_mint) {
+            Some(&quote) => quote,
+            None if self.quotes.len() < MAX_QUOTES => {
+                let quote = self.quotes.len() as u16;
+                self.quotes.push(*quote_mint);
+                self.quote_index.insert(*quote_mint, quote);
+                quote
+            }
+            None => {
+                self.stats.mint_limit += 1;
+                return Err(Rejected::MintLimit);
+            }
+        };
         let count = self.windows.len();
         let meta = MintMeta {
             key: *mint,
-            quote_mint: *quote_mint,
+            quote,
             last_trade_s: i64::MIN,
             recovering: 0,
             restored: 0,
@@ -823,22 +986,37 @@ impl Aggregator {
         let windows = self.windows.iter().zip(open_words);
         match self.config.policy {
             EmitPolicy::EveryChange => {
-                // One exact-size extend: no capacity check per bar. The bar
-                // is built from the new state in registers: reading it back
+                // The updates are written straight into the buffer's spare
+                // room, one per window: no capacity check per update, and
+                // the loop stays here with the trade's values in registers
+                // (a call to `extend` took them through memory). Each update
+                // is made from the new state in registers: reading it back
                 // from the series right after storing it field by field
                 // would stall on store-to-load forwarding.
-                out.extend(series.iter_mut().zip(windows).enumerate().map(|(w, (series, (window, open_word)))| {
+                out.reserve(count);
+                let room = &mut out.spare_capacity_mut()[..count];
+                let mut written = 0;
+                for (update, (series, (window, open_word))) in room.iter_mut().zip(series.iter_mut().zip(windows)) {
                     let next = Series { seq: series.seq + 1, ..series.after(window.open_s, fill) };
                     *series = next;
                     mark_open(open_word, bit);
-                    next.update(slot, w, false)
-                }));
+                    update.write(next.update(slot, written, false));
+                    written += 1;
+                }
+                let len = out.len() + written;
+                // SAFETY: the loop initialized the first `written` slots
+                // past the length, within the capacity reserved.
+                #[allow(unsafe_code)]
+                unsafe {
+                    out.set_len(len)
+                };
                 self.stats.updates += count as u64;
             }
             EmitPolicy::Coalesce => {
                 for (idx, (series, (window, open_word))) in series.iter_mut().zip(windows).enumerate() {
-                    let next = Series { dirty: true, ..series.after(window.open_s, fill) };
-                    if !series.dirty {
+                    let next = series.after(window.open_s, fill);
+                    let next = Series { tally: next.tally.with_dirty(true), ..next };
+                    if !series.tally.is_dirty() {
                         self.dirty.push(slot * count + idx);
                     }
                     *series = next;
@@ -876,7 +1054,7 @@ impl Aggregator {
                 }
             }
             let series = self.series[idx];
-            if window.end_s <= self.clock_s || (series.is_open && series.open_time_s > window.open_s) {
+            if window.end_s <= self.clock_s || (series.tally.is_open() && series.open_time_s > window.open_s) {
                 // Ended by the clock (the bar is closed, or was never opened
                 // and can no longer be), or older than the open bar.
                 self.stats.late_by_window[w] += 1;
@@ -884,7 +1062,7 @@ impl Aggregator {
             }
             let word = slot / MINTS_PER_WORD * count + w;
             let bit = 1u64 << (slot % MINTS_PER_WORD);
-            if series.is_open && series.open_time_s < window.open_s {
+            if series.tally.is_open() && series.open_time_s < window.open_s {
                 // A later bar of this series: the open one is complete.
                 let closing = Series { seq: series.seq + 1, ..series };
                 self.series[idx] = Series { seq: closing.seq, last: series.last, ..Series::NONE_OPEN };
@@ -903,8 +1081,13 @@ impl Aggregator {
                     self.stats.updates += 1;
                     out.push(series.update(slot, w, false));
                 }
-                EmitPolicy::Coalesce if !std::mem::replace(&mut series.dirty, true) => self.dirty.push(idx),
-                EmitPolicy::Coalesce => {}
+                EmitPolicy::Coalesce => {
+                    let tally = series.tally;
+                    series.tally = tally.with_dirty(true);
+                    if !tally.is_dirty() {
+                        self.dirty.push(idx);
+                    }
+                }
             }
         }
         if applied {
@@ -947,7 +1130,7 @@ impl Aggregator {
                     }
                     let window = &mut self.windows[w];
                     let series = &mut self.series[slot * count + w];
-                    debug_assert!(series.is_open);
+                    debug_assert!(series.tally.is_open());
                     let end_s = series.open_time_s.saturating_add(window.len_s);
                     if end_s > now_s {
                         window.next_close_s = window.next_close_s.min(end_s);
@@ -981,8 +1164,8 @@ enum Replayed {
 /// A replay goes through slots in order, and a mint's trades within a slot
 /// in block order, as they were first applied: a trade of an earlier slot,
 /// or of the same slot before the last one applied, was applied already.
-fn replayed(last: &Position, trade: &Position) -> Replayed {
-    if trade.slot > last.slot {
+fn replayed(last: &Packed, trade: &Packed) -> Replayed {
+    if trade.slot() > last.slot() {
         Replayed::After
     } else if trade == last {
         Replayed::Last

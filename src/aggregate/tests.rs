@@ -304,7 +304,7 @@ impl Model {
 
     fn apply(&mut self, t: &Trade, out: &mut Vec<Bar>) -> Result<(), Rejected> {
         let price = t.price;
-        if !(price.is_finite() && price >= 0.0) {
+        if !(price.is_finite() && price.is_sign_positive()) {
             self.stats.no_price += 1;
             return Err(Rejected::NoPrice);
         }
@@ -566,6 +566,71 @@ fn restored_series_continue_as_in_the_model() {
 }
 
 #[test]
+fn positions_outside_the_valid_ranges_are_refused_and_the_edges_kept_exactly() {
+    let mut a = agg("1s,1h");
+    let mut out = Vec::new();
+    let at = |slot, event| Trade { position: Position { slot, signature: 7, event }, ..trade(A, 10, 100, 1, true) };
+    for (slot, event) in [(VALID_SLOTS.end, 0), (u64::MAX, 0), (5, VALID_EVENTS.end), (5, u32::MAX)] {
+        assert_eq!(apply(&mut a, &at(slot, event), &mut out), Err(Rejected::BadPosition), "slot {slot} event {event}");
+    }
+    assert!(out.is_empty());
+    assert_eq!((a.stats().bad_position, a.mint_count()), (4, 0));
+    let (slot, event) = (VALID_SLOTS.end - 1, VALID_EVENTS.end - 1);
+    assert_eq!(apply(&mut a, &at(slot, event), &mut out), Ok(()));
+    assert_eq!(out.len(), 2);
+    assert!(out.iter().all(|b| (b.last_slot, b.last_signature, b.last_event) == (slot, 7, event)));
+    // A bar naming a position the aggregator cannot hold is not restored.
+    let mut b = agg("1s,1h");
+    let far = Bar { last_slot: VALID_SLOTS.end, ..out[0] };
+    assert!(!b.restore(&far));
+    assert_eq!(b.mint_count(), 0);
+    assert!(b.restore(&out[0]));
+}
+
+#[test]
+fn each_bar_names_its_mints_quote_and_distinct_quotes_are_bounded() {
+    let windows: Windows = "1s".parse().unwrap();
+    let mut a = Aggregator::with_max_mints(&windows, EmitPolicy::EveryChange, MAX_QUOTES + 10);
+    let key = |i: usize| {
+        let mut k = [0xaa; 32];
+        k[..8].copy_from_slice(&(i as u64).to_le_bytes());
+        k
+    };
+    let mut updates = Vec::new();
+    for i in 0..MAX_QUOTES {
+        let t = Trade {
+            mint: key(i),
+            quote_mint: key(i + 1),
+            quote_decimals: (i % 10) as u8,
+            ..trade(A, 10, 100, 1, true)
+        };
+        assert_eq!(a.apply(&t, &mut updates), Ok(()), "mint {i}");
+    }
+    let bars = a.bars(&updates);
+    assert_eq!(bars.len(), MAX_QUOTES);
+    for (i, bar) in bars.iter().enumerate() {
+        assert_eq!((bar.mint, bar.quote_mint, bar.quote_decimals), (key(i), key(i + 1), (i % 10) as u8));
+    }
+    // One more quote is refused; a new mint in a quote already held is not.
+    let late = Trade { mint: key(usize::MAX), quote_mint: key(usize::MAX - 1), ..trade(A, 10, 100, 1, true) };
+    assert_eq!(a.apply(&late, &mut updates), Err(Rejected::MintLimit));
+    let known = Trade { mint: key(usize::MAX), quote_mint: key(1), ..trade(A, 10, 100, 1, true) };
+    assert_eq!(a.apply(&known, &mut updates), Ok(()));
+    assert_eq!((a.stats().mint_limit, a.mint_count()), (1, MAX_QUOTES + 1));
+}
+
+#[test]
+fn a_negative_zero_price_is_no_price() {
+    let mut a = agg("1s");
+    let mut out = Vec::new();
+    let negative_zero = Trade { price: -0.0, ..trade(A, 10, 100, 1, true) };
+    assert_eq!(apply(&mut a, &negative_zero, &mut out), Err(Rejected::NoPrice));
+    let zero = Trade { price: 0.0, ..trade(A, 10, 100, 1, true) };
+    assert_eq!(apply(&mut a, &zero, &mut out), Ok(()));
+    assert_eq!((a.stats().no_price, out.len()), (1, 1));
+}
+
+#[test]
 fn timestamps_outside_the_valid_range_are_refused() {
     let mut a = agg("1s,1h");
     let mut out = Vec::new();
@@ -620,15 +685,7 @@ fn a_restored_bar_closes_at_its_own_end() {
 }
 
 fn meta(key: Pubkey) -> MintMeta {
-    MintMeta {
-        key,
-        quote_mint: WSOL_MINT,
-        last_trade_s: 0,
-        recovering: 0,
-        restored: 0,
-        quote_decimals: 9,
-        active: true,
-    }
+    MintMeta { key, quote: 0, last_trade_s: 0, recovering: 0, restored: 0, quote_decimals: 9, active: true }
 }
 
 #[test]
@@ -844,10 +901,10 @@ fn a_restored_series_skips_replayed_trades_up_to_its_last_position() {
 
 #[test]
 fn the_memory_per_mint_is_what_the_docs_say() {
-    // docs/solana.md "Run for weeks": 88 bytes of coin state and 112 per
+    // docs/solana.md "Run for weeks": 64 bytes of coin state and 104 per
     // window (plus an index entry of 8 bytes at most a quarter full).
-    assert_eq!(std::mem::size_of::<MintMeta>(), 88);
-    assert_eq!(std::mem::size_of::<Series>(), 112);
+    assert_eq!(std::mem::size_of::<MintMeta>(), 64);
+    assert_eq!(std::mem::size_of::<Series>(), 104);
     assert_eq!(std::mem::size_of::<IndexEntry>(), 8);
     // An update fits in 128 bytes: the hot loop moves it without a memcpy
     // call (a 193-byte bar would need one).

@@ -18,6 +18,9 @@ pub const WSOL_MINT: Pubkey = [
     0x06, 0x9b, 0x88, 0x57, 0xfe, 0xab, 0x81, 0x84, 0xfb, 0x68, 0x7f, 0x63, 0x46, 0x18, 0xc0, 0x35, 0xda, 0xc4, 0x39,
     0xdc, 0x1a, 0xeb, 0x3b, 0x55, 0x98, 0xa0, 0xf0, 0x00, 0x00, 0x00, 0x00, 0x01,
 ];
+/// Decimals of SOL (lamports per SOL: 10^9).
+pub const SOL_DECIMALS: u8 = 9;
+
 /// USDC, `EPjFWdd5AufqSSqeM2qN1xzybapC8G4wEGGkZwyTDt1v`.
 pub const USDC_MINT: Pubkey = [
     0xc6, 0xfa, 0x7a, 0xf3, 0xbe, 0xdb, 0xad, 0x3a, 0x3d, 0x65, 0xf3, 0x6a, 0xab, 0xc9, 0x74, 0x31, 0xb1, 0xbb, 0xe4,
@@ -58,7 +61,7 @@ pub struct KnownQuote {
 ///   reserves (virtual − real = 741,644.78 PUMP at 6 decimals) are worth what
 ///   the 30 SOL a SOL-paired curve starts with are.
 pub const KNOWN_QUOTES: [KnownQuote; 4] = [
-    KnownQuote { mint: WSOL_MINT, symbol: "SOL", decimals: 9 },
+    KnownQuote { mint: WSOL_MINT, symbol: "SOL", decimals: SOL_DECIMALS },
     KnownQuote { mint: USDC_MINT, symbol: "USDC", decimals: 6 },
     KnownQuote { mint: USDT_MINT, symbol: "USDT", decimals: 6 },
     KnownQuote { mint: PUMP_MINT, symbol: "PUMP", decimals: 6 },

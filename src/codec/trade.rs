@@ -144,23 +144,7 @@ impl TradeFields {
     // through memory and copied, and fields the caller never reads cost less.
     #[inline(always)]
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
-        check_head(bytes, &TRADE_EVENT_DISCRIMINATOR, TRADE_EVENT_OLDEST_LEN)?;
-        let is_buy = match bytes[offset::IS_BUY] {
-            0 => false,
-            1 => true,
-            byte => return Err(DecodeError::BadBool { field: "is_buy", byte }),
-        };
-        let u64_at = |at: usize| u64::from_le_bytes(array(bytes, at));
-        let mut fields = Self {
-            mint: array(bytes, offset::MINT),
-            quote_mint: [0; 32],
-            token_amount: u64_at(offset::TOKEN_AMOUNT),
-            timestamp: i64::from_le_bytes(array(bytes, offset::TIMESTAMP)),
-            virtual_token_reserves: u64_at(offset::VIRTUAL_TOKEN),
-            quote_amount: u64_at(offset::SOL_AMOUNT),
-            virtual_quote_reserves: u64_at(offset::VIRTUAL_SOL),
-            is_buy,
-        };
+        let mut fields = Self::decode_leading(bytes)?;
         // The common 2024 layout (and the mock's) has nothing to walk.
         if bytes.len() != TRADE_EVENT_MIN_LEN
             && bytes.len() > TRADE_EVENT_OLDEST_LEN
@@ -171,6 +155,39 @@ impl TradeFields {
             fields.virtual_quote_reserves = reserves.unwrap_or(fields.virtual_quote_reserves);
         }
         Ok(fields)
+    }
+
+    /// Whether a record of `len` bytes is of a layout from before quote
+    /// mints with nothing appended to walk (113 or 129 bytes): its fields
+    /// are all in [`TradeFields::decode_leading`]'s, and its quote is SOL.
+    #[inline(always)]
+    pub fn is_fixed_sol_layout(len: usize) -> bool {
+        len == TRADE_EVENT_MIN_LEN || len == TRADE_EVENT_OLDEST_LEN
+    }
+
+    /// Decodes the fields of the oldest layout, which every later one
+    /// starts with; the quote is SOL (all zero). The whole record for a
+    /// [`TradeFields::is_fixed_sol_layout`] length; for others,
+    /// [`TradeFields::decode`] goes on with what is appended.
+    #[inline(always)]
+    pub fn decode_leading(bytes: &[u8]) -> Result<Self, DecodeError> {
+        check_head(bytes, &TRADE_EVENT_DISCRIMINATOR, TRADE_EVENT_OLDEST_LEN)?;
+        let is_buy = match bytes[offset::IS_BUY] {
+            0 => false,
+            1 => true,
+            byte => return Err(DecodeError::BadBool { field: "is_buy", byte }),
+        };
+        let u64_at = |at: usize| u64::from_le_bytes(array(bytes, at));
+        Ok(Self {
+            mint: array(bytes, offset::MINT),
+            quote_mint: [0; 32],
+            token_amount: u64_at(offset::TOKEN_AMOUNT),
+            timestamp: i64::from_le_bytes(array(bytes, offset::TIMESTAMP)),
+            virtual_token_reserves: u64_at(offset::VIRTUAL_TOKEN),
+            quote_amount: u64_at(offset::SOL_AMOUNT),
+            virtual_quote_reserves: u64_at(offset::VIRTUAL_SOL),
+            is_buy,
+        })
     }
 
     /// Whether the coin is quoted in SOL (all-zero quote mint).

@@ -70,6 +70,8 @@ pub struct IngestMetrics {
     pub mint_limit: AtomicU64,
     /// Trades refused for an impossible timestamp.
     pub bad_timestamp: AtomicU64,
+    /// Trades refused for an impossible slot or event index.
+    pub bad_position: AtomicU64,
     /// Late trades per window, labels in window order.
     pub late: OnceLock<Vec<(String, AtomicU64)>>,
     /// Trades applied.
@@ -156,6 +158,7 @@ impl IngestMetrics {
                 ("quote_mismatch", load(&self.quote_mismatch)),
                 ("mint_limit", load(&self.mint_limit)),
                 ("bad_timestamp", load(&self.bad_timestamp)),
+                ("bad_position", load(&self.bad_position)),
                 ("other_shard", load(&self.other_shard)),
             ],
         );

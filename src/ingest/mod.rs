@@ -150,7 +150,8 @@ impl fmt::Display for IngestReport {
         write!(
             f,
             "{}; decoded {}, rejected {} (short {}, other event {}, bad value {}), not trades {}, no price {}, \
-             unknown pool {}, unknown quote {}, quote mismatch {}, bad timestamp {}, mint limit {}, late {:?}, \
+             unknown pool {}, unknown quote {}, quote mismatch {}, bad timestamp {}, bad position {}, mint limit {}, \
+             late {:?}, \
              other shard {}, evicted {}; {} updates ({} closing), {} sent, {} failed, {} unflushed",
             self.source,
             self.decoded,
@@ -164,6 +165,7 @@ impl fmt::Display for IngestReport {
             self.unknown_quote,
             a.quote_mismatch,
             a.bad_timestamp,
+            a.bad_position,
             a.mint_limit,
             a.late_by_window,
             self.other_shard,
@@ -456,6 +458,7 @@ impl Ingest {
         store(&m.other_shard, r.other_shard);
         store(&m.mint_limit, a.mint_limit);
         store(&m.bad_timestamp, a.bad_timestamp);
+        store(&m.bad_position, a.bad_position);
         if let Some(late) = m.late.get() {
             for ((_, counter), value) in late.iter().zip(&a.late_by_window) {
                 store(counter, *value);

@@ -156,6 +156,12 @@ impl Market {
         apply: impl FnOnce(&Trade) -> R,
     ) -> Result<R, Skip> {
         if program != Some(Program::PumpSwap) && bytes.starts_with(&TRADE_EVENT_DISCRIMINATOR) {
+            if TradeFields::is_fixed_sol_layout(bytes.len()) {
+                return match TradeFields::decode_leading(bytes) {
+                    Ok(fields) => sol_trade(&fields, position, apply),
+                    Err(error) => Err(Skip::Decode(error)),
+                };
+            }
             return match TradeFields::decode(bytes) {
                 Ok(fields) => self.curve_trade(&fields, position, apply),
                 Err(error) => Err(Skip::Decode(error)),
@@ -216,22 +222,21 @@ impl Market {
         position: Position,
         apply: impl FnOnce(&Trade) -> R,
     ) -> Result<R, Skip> {
-        let in_sol = event.quoted_in_sol();
-        let quote_decimals = if in_sol {
-            9
-        } else {
-            // A copy of the quote mint is looked up, not the event's: its
-            // address does not escape, so the event stays in registers.
-            let quote_mint = event.quote_mint;
-            match self.decimals_of(&quote_mint) {
-                Some(decimals) => decimals,
-                None => return Err(Skip::Unpriced(Unpriced::UnknownQuote(quote_mint))),
-            }
+        // Two places make the trade, one per kind of quote: on the SOL one
+        // (nearly every trade) the quote and its decimals are constants.
+        if event.quoted_in_sol() {
+            return sol_trade(event, position, apply);
+        }
+        // A copy of the quote mint is looked up, not the event's: its
+        // address does not escape, so the event stays in registers.
+        let quote_mint = event.quote_mint;
+        let Some(quote_decimals) = self.decimals_of(&quote_mint) else {
+            return Err(Skip::Unpriced(Unpriced::UnknownQuote(quote_mint)));
         };
         let Some(price) = event.price(quote_decimals) else { return Err(Skip::Unpriced(Unpriced::NoPrice)) };
         Ok(apply(&Trade {
             mint: event.mint,
-            quote_mint: if in_sol { quote::WSOL_MINT } else { event.quote_mint },
+            quote_mint,
             price,
             quote_amount: event.quote_amount,
             token_amount: event.token_amount,
@@ -276,6 +281,26 @@ impl Market {
             is_buy,
         })
     }
+}
+
+/// The trade of a SOL-quoted curve event: the quote and its decimals are
+/// constants, so this path (nearly every trade) neither looks them up nor
+/// compares keys.
+#[inline(always)]
+fn sol_trade<R>(event: &TradeFields, position: Position, apply: impl FnOnce(&Trade) -> R) -> Result<R, Skip> {
+    let Some(price) = event.price(quote::SOL_DECIMALS) else { return Err(Skip::Unpriced(Unpriced::NoPrice)) };
+    Ok(apply(&Trade {
+        mint: event.mint,
+        quote_mint: quote::WSOL_MINT,
+        price,
+        quote_amount: event.quote_amount,
+        token_amount: event.token_amount,
+        timestamp: event.timestamp,
+        position,
+        quote_decimals: quote::SOL_DECIMALS,
+        venue: Venue::PumpFun,
+        is_buy: event.is_buy,
+    }))
 }
 
 /// Whether a pool's coin is its base mint, and its (normalized) quote mint:
