@@ -347,8 +347,12 @@ impl Tally {
         Self((self.0 + 1) | u64::from(venue) << Self::VENUES_SHIFT | Self::OPEN)
     }
 
-    fn with_dirty(self, dirty: bool) -> Self {
-        Self(if dirty { self.0 | Self::DIRTY } else { self.0 & !Self::DIRTY })
+    /// Sets whether the open bar changed since it was last emitted; returns
+    /// whether it had.
+    fn replace_dirty(&mut self, dirty: bool) -> bool {
+        let was = self.is_dirty();
+        self.0 = if dirty { self.0 | Self::DIRTY } else { self.0 & !Self::DIRTY };
+        was
     }
 }
 
@@ -759,9 +763,7 @@ impl Aggregator {
         let count = self.windows.len();
         for idx in std::mem::take(&mut self.dirty) {
             let series = &mut self.series[idx];
-            let tally = series.tally;
-            series.tally = tally.with_dirty(false);
-            if !tally.is_dirty() || !tally.is_open() {
+            if !series.tally.replace_dirty(false) || !series.tally.is_open() {
                 continue;
             }
             series.seq += 1;
@@ -1014,14 +1016,12 @@ impl Aggregator {
             }
             EmitPolicy::Coalesce => {
                 for (idx, (series, (window, open_word))) in series.iter_mut().zip(windows).enumerate() {
-                    let next = series.after(window.open_s, fill);
-                    let next = Series { tally: next.tally.with_dirty(true), ..next };
-                    if !series.tally.is_dirty() {
+                    *series = series.after(window.open_s, fill);
+                    if !series.tally.replace_dirty(true) {
                         self.dirty.push(slot * count + idx);
                     }
-                    *series = next;
                     mark_open(open_word, bit);
-                    debug_assert!(next.low <= next.open && next.open <= next.high);
+                    debug_assert!(series.low <= series.open && series.open <= series.high);
                 }
             }
         }
@@ -1082,9 +1082,7 @@ impl Aggregator {
                     out.push(series.update(slot, w, false));
                 }
                 EmitPolicy::Coalesce => {
-                    let tally = series.tally;
-                    series.tally = tally.with_dirty(true);
-                    if !tally.is_dirty() {
+                    if !series.tally.replace_dirty(true) {
                         self.dirty.push(idx);
                     }
                 }

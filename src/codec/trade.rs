@@ -145,9 +145,7 @@ impl TradeFields {
     #[inline(always)]
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         let mut fields = Self::decode_leading(bytes)?;
-        // The common 2024 layout (and the mock's) has nothing to walk.
-        if bytes.len() != TRADE_EVENT_MIN_LEN
-            && bytes.len() > TRADE_EVENT_OLDEST_LEN
+        if !Self::is_fixed_sol_layout(bytes.len())
             && let Some((mint, amount, reserves)) = read_appended(bytes)?.quote
         {
             fields.quote_mint = mint;

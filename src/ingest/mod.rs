@@ -150,9 +150,8 @@ impl fmt::Display for IngestReport {
         write!(
             f,
             "{}; decoded {}, rejected {} (short {}, other event {}, bad value {}), not trades {}, no price {}, \
-             unknown pool {}, unknown quote {}, quote mismatch {}, bad timestamp {}, bad position {}, mint limit {}, \
-             late {:?}, \
-             other shard {}, evicted {}; {} updates ({} closing), {} sent, {} failed, {} unflushed",
+             unknown pool {}, unknown quote {}, quote mismatch {}, bad timestamp {}, bad position {}, \
+             mint limit {}, late {:?}, other shard {}, evicted {}; {} updates ({} closing), {} sent, {} failed, {} unflushed",
             self.source,
             self.decoded,
             self.rejected.iter().sum::<u64>(),

@@ -233,19 +233,7 @@ impl Market {
         let Some(quote_decimals) = self.decimals_of(&quote_mint) else {
             return Err(Skip::Unpriced(Unpriced::UnknownQuote(quote_mint)));
         };
-        let Some(price) = event.price(quote_decimals) else { return Err(Skip::Unpriced(Unpriced::NoPrice)) };
-        Ok(apply(&Trade {
-            mint: event.mint,
-            quote_mint,
-            price,
-            quote_amount: event.quote_amount,
-            token_amount: event.token_amount,
-            timestamp: event.timestamp,
-            position,
-            quote_decimals,
-            venue: Venue::PumpFun,
-            is_buy: event.is_buy,
-        }))
+        priced_curve_trade(event, position, quote_mint, quote_decimals, apply)
     }
 
     #[inline(never)]
@@ -288,16 +276,28 @@ impl Market {
 /// compares keys.
 #[inline(always)]
 fn sol_trade<R>(event: &TradeFields, position: Position, apply: impl FnOnce(&Trade) -> R) -> Result<R, Skip> {
-    let Some(price) = event.price(quote::SOL_DECIMALS) else { return Err(Skip::Unpriced(Unpriced::NoPrice)) };
+    priced_curve_trade(event, position, quote::WSOL_MINT, quote::SOL_DECIMALS, apply)
+}
+
+/// The trade of a curve event quoted in `quote_mint` with `quote_decimals`.
+#[inline(always)]
+fn priced_curve_trade<R>(
+    event: &TradeFields,
+    position: Position,
+    quote_mint: Pubkey,
+    quote_decimals: u8,
+    apply: impl FnOnce(&Trade) -> R,
+) -> Result<R, Skip> {
+    let Some(price) = event.price(quote_decimals) else { return Err(Skip::Unpriced(Unpriced::NoPrice)) };
     Ok(apply(&Trade {
         mint: event.mint,
-        quote_mint: quote::WSOL_MINT,
+        quote_mint,
         price,
         quote_amount: event.quote_amount,
         token_amount: event.token_amount,
         timestamp: event.timestamp,
         position,
-        quote_decimals: quote::SOL_DECIMALS,
+        quote_decimals,
         venue: Venue::PumpFun,
         is_buy: event.is_buy,
     }))
