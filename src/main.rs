@@ -86,11 +86,11 @@ fn run_ingest(args: IngestArgs, shutdown: Shutdown, metrics: Arc<IngestMetrics>)
     let sink = KafkaSink::connect(&args.kafka.config(), &args.windows)?;
     // A live source continues its series where the previous run left them;
     // a replay recomputes everything from its own event times.
-    let restored = match &source_config {
+    let mut restored = match &source_config {
         SourceConfig::Mock(_) | SourceConfig::Solana(_) => {
             restore::last_states(&args.kafka.config(), &args.windows, sink.partitions())?
         }
-        SourceConfig::Replay(_) => Vec::new(),
+        SourceConfig::Replay(_) => restore::Restored::default(),
     };
     let source = match source_config {
         SourceConfig::Mock(config) => Source::Mock(Box::new(MockSource::new(config))),
@@ -101,11 +101,17 @@ fn run_ingest(args: IngestArgs, shutdown: Shutdown, metrics: Arc<IngestMetrics>)
         SourceConfig::Solana(config) => {
             // Bars carry the slot the trades in Kafka are complete up to;
             // the newest says where to backfill from.
-            let resume =
-                restored.iter().map(|b| b.resume_slot).max().filter(|&slot| slot > 0).map(|slot| Resume {
-                    slot,
-                    hold_s: restored.iter().map(|b| b.open_time_s).max().unwrap_or_default(),
-                });
+            let resume = (restored.resume_slot > 0).then(|| Resume {
+                slot: restored.resume_slot,
+                hold_s: restored.bars.iter().map(|b| b.open_time_s).max().unwrap_or_default(),
+                applied: std::mem::take(&mut restored.applied),
+            });
+            if resume.is_none() {
+                tracing::info!(
+                    bars = restored.bars.len(),
+                    "no resume point in Kafka: starting from the live stream (trades made while no ingest ran are not backfilled)"
+                );
+            }
             tracing::info!(rpc = %redact(&config.rpc_url), ws = %redact(&config.ws_url), commitment = config.commitment.name(), "live Solana source");
             let source = SolanaSource::new(*config, resume).map_err(anyhow::Error::msg)?;
             let _ = metrics.source.set(source.metrics());
@@ -117,7 +123,7 @@ fn run_ingest(args: IngestArgs, shutdown: Shutdown, metrics: Arc<IngestMetrics>)
     tracing::info!(windows = %config.windows, core, brokers = %args.kafka.brokers, topic = %args.kafka.topic, "ingest starting");
     let stop = shutdown.clone();
     let report =
-        runtime::spawn_pinned("ingest", core, move || ingest::run(config, source, sink, restored, stop, metrics))?
+        runtime::spawn_pinned("ingest", core, move || ingest::run(config, source, sink, restored.bars, stop, metrics))?
             .join()?;
     tracing::info!(%report, "ingest finished");
     if report.unflushed > 0 {

@@ -28,10 +28,11 @@
 //!   stale updates by `seq` never drop a new one.
 //! - A coin trades in one quote: a trade in another quote than the mint's
 //!   first is refused and counted.
-//! - A restored series ([`Aggregator::restore`]) that carries the position
-//!   of its last trade skips replayed trades up to that position, so a
-//!   restarted live source can replay from an earlier point without
-//!   applying a trade twice.
+//! - A restored series ([`Aggregator::restore`]) continues its open bar; a
+//!   restored closing update stays a closed bar: a trade of that bar or an
+//!   earlier one is late, never a second, partial bar of the same window.
+//!   Which replayed trades a restored series already holds is decided by
+//!   the source, by each trade's identity (the live source's resume).
 //! - A mint whose bars are all closed and that has not traded for longer
 //!   than the longest window is evicted ([`Aggregator::evict_idle`]); its
 //!   `seq`s are kept in a bounded list, so when it trades again its series
@@ -182,9 +183,6 @@ pub struct AggregateStats {
     /// Trades refused for a position outside [`VALID_SLOTS`] or
     /// [`VALID_EVENTS`].
     pub bad_position: u64,
-    /// Replayed trades a restored series had already applied, skipped per
-    /// window.
-    pub already_applied: u64,
     /// Mints evicted after going idle.
     pub evicted: u64,
     /// Evicted mints that traded again and continued their series.
@@ -472,9 +470,10 @@ struct MintMeta {
     quote: u16,
     /// Latest trade timestamp, unix seconds (eviction looks at it).
     last_trade_s: i64,
-    /// Windows whose restored series still skip replayed trades up to their
-    /// last position.
-    recovering: u32,
+    /// Windows whose restored last update was a closing one whose end the
+    /// clock has not passed: a trade of that bar or an earlier one is late
+    /// (the bar is in Kafka, closed); cleared by the series' next bar.
+    closed_restored: u32,
     /// Windows whose series took a restored state.
     restored: u32,
     /// The quote mint's decimals.
@@ -698,7 +697,7 @@ impl Aggregator {
             return Err(Rejected::QuoteMismatch);
         }
         meta.last_trade_s = meta.last_trade_s.max(trade.timestamp);
-        let recovering = meta.recovering != 0;
+        let closed_restored = meta.closed_restored != 0;
         if self.config.clock == ClockMode::Event {
             self.advance_clock(trade.timestamp, out);
         }
@@ -715,7 +714,7 @@ impl Aggregator {
             position,
             venue: trade.venue.bit(),
         };
-        if self.earliest_end_s > self.clock_s && !recovering && self.bars_are_current(slot) {
+        if self.earliest_end_s > self.clock_s && !closed_restored && self.bars_are_current(slot) {
             self.apply_on_time(slot, &fill, out);
         } else {
             self.apply_each(slot, &fill, out);
@@ -779,9 +778,9 @@ impl Aggregator {
     }
 
     /// Continues a series from its last known update, e.g. the last state in
-    /// Kafka after a restart. Ignored when the series already has updates or
-    /// when the bar has ended by the clock. A bar that names its last trade's
-    /// position makes the series skip replayed trades up to it.
+    /// Kafka after a restart. Ignored when the series already has updates.
+    /// An open bar continues; a closed one (or one the clock has ended)
+    /// stays closed, and trades of it or of earlier bars are late.
     pub fn restore(&mut self, bar: &Bar) -> bool {
         let Some(w) = self.windows.iter().position(|w| w.len_s == i64::from(bar.window_s)) else {
             return false;
@@ -809,12 +808,16 @@ impl Aggregator {
         meta.restored |= 1 << w;
         series.seq = bar.seq;
         series.last = last;
-        if bar.last_slot != 0 {
-            meta.recovering |= 1 << w;
-        }
         meta.last_trade_s = meta.last_trade_s.max(bar.open_time_s);
         let end_s = bar.open_time_s.saturating_add(i64::from(bar.window_s));
-        if bar.closed || end_s <= self.clock_s {
+        if end_s <= self.clock_s {
+            return true;
+        }
+        if bar.closed {
+            // Kept as the series' last bar (not open): a replayed trade of
+            // it must not open it again with part of its trades.
+            series.open_time_s = bar.open_time_s;
+            meta.closed_restored |= 1 << w;
             return true;
         }
         *series = Series {
@@ -844,7 +847,9 @@ impl Aggregator {
         let mut evicted = 0;
         for slot in 0..self.mints.len() {
             let meta = self.mints[slot];
-            if !meta.active || meta.last_trade_s >= idle_before || meta.recovering != 0 {
+            // A closed restored bar of an idle mint has ended by the clock
+            // (it started before `idle_before`), so trades of it stay late.
+            if !meta.active || meta.last_trade_s >= idle_before {
                 continue;
             }
             let series = &self.series[slot * count..][..count];
@@ -933,7 +938,7 @@ impl Aggregator {
             key: *mint,
             quote,
             last_trade_s: i64::MIN,
-            recovering: 0,
+            closed_restored: 0,
             restored: 0,
             quote_decimals: decimals,
             active: true,
@@ -1030,8 +1035,8 @@ impl Aggregator {
 
     /// Applies a trade window by window: where its bar ended by the clock,
     /// or is older than the series' open bar, it is late; where the series
-    /// holds an earlier bar, that bar closes first; where a restored series
-    /// already applied it, it is skipped.
+    /// holds an earlier bar, that bar closes first; where a restored closed
+    /// bar holds it (or a later one), it is late.
     #[cold]
     fn apply_each(&mut self, slot: usize, fill: &Fill, out: &mut Vec<Update>) {
         let count = self.windows.len();
@@ -1039,19 +1044,15 @@ impl Aggregator {
         for w in 0..count {
             let window = self.windows[w];
             let idx = slot * count + w;
-            if self.mints[slot].recovering & (1 << w) != 0 {
-                match replayed(&self.series[idx].last, &fill.position) {
-                    Replayed::Before => {
-                        self.stats.already_applied += 1;
-                        continue;
-                    }
-                    Replayed::Last => {
-                        self.mints[slot].recovering &= !(1 << w);
-                        self.stats.already_applied += 1;
-                        continue;
-                    }
-                    Replayed::After => self.mints[slot].recovering &= !(1 << w),
+            if self.mints[slot].closed_restored & (1 << w) != 0 {
+                let series = &self.series[idx];
+                if !series.tally.is_open() && window.open_s <= series.open_time_s {
+                    // The restored bar is closed in Kafka: this trade is of
+                    // it or of an earlier bar.
+                    self.stats.late_by_window[w] += 1;
+                    continue;
                 }
+                self.mints[slot].closed_restored &= !(1 << w);
             }
             let series = self.series[idx];
             if window.end_s <= self.clock_s || (series.tally.is_open() && series.open_time_s > window.open_s) {
@@ -1145,30 +1146,6 @@ impl Aggregator {
         self.stats.closes += closes;
         self.stats.updates += closes;
         self.next_close_s = self.windows.iter().map(|w| w.next_close_s).min().unwrap_or(i64::MAX);
-    }
-}
-
-/// Where a replayed trade lies relative to a restored series' last trade.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Replayed {
-    /// At or before it in the replay: already applied.
-    Before,
-    /// It is that trade: already applied, and what follows is new.
-    Last,
-    /// After it: new.
-    After,
-}
-
-/// A replay goes through slots in order, and a mint's trades within a slot
-/// in block order, as they were first applied: a trade of an earlier slot,
-/// or of the same slot before the last one applied, was applied already.
-fn replayed(last: &Packed, trade: &Packed) -> Replayed {
-    if trade.slot() > last.slot() {
-        Replayed::After
-    } else if trade == last {
-        Replayed::Last
-    } else {
-        Replayed::Before
     }
 }
 

@@ -685,7 +685,7 @@ fn a_restored_bar_closes_at_its_own_end() {
 }
 
 fn meta(key: Pubkey) -> MintMeta {
-    MintMeta { key, quote: 0, last_trade_s: 0, recovering: 0, restored: 0, quote_decimals: 9, active: true }
+    MintMeta { key, quote: 0, last_trade_s: 0, closed_restored: 0, restored: 0, quote_decimals: 9, active: true }
 }
 
 #[test]
@@ -863,40 +863,42 @@ fn a_fresh_live_series_starts_above_any_earlier_life() {
     assert_eq!(out[0].seq, 8);
 }
 
+/// A restart whose replay brings a trade of a bar Kafka already holds as
+/// closed (the trade reached the source late): it is late, never a second,
+/// partial closing bar of the same window; a trade of a later bar goes on
+/// from the restored `seq`.
 #[test]
-fn a_restored_series_skips_replayed_trades_up_to_its_last_position() {
-    // A first run over trades with positions; each series' last update is
-    // what Kafka holds (a crash lost nothing of them, but the 1m series is
-    // one update behind: its last update did not make it).
-    let windows: Windows = "1s,1m".parse().unwrap();
+fn a_restored_closed_bar_stays_closed_and_a_replayed_trade_of_it_is_late() {
     let mk = || live("1s,1m", EmitPolicy::EveryChange);
-    let trades: Vec<Trade> = (0..40u64)
-        .map(|i| Trade {
-            position: Position { slot: 100 + i / 4, signature: i * 7 + 1, event: (i % 2) as u32 },
-            ..trade(A, 1_000 + (i / 8) as i64, 100 + i, 1 + i, i % 3 != 0)
-        })
-        .collect();
-    let mut full = mk();
-    let all = run(&mut full, &trades);
-    let cut = 25;
+    let at = |ts, slot, sig| Trade {
+        position: Position { slot, signature: sig, event: 0 },
+        ..trade(A, ts, 100 + sig, 1 + sig, true)
+    };
     let mut first = mk();
-    let before = run(&mut first, &trades[..cut]);
-    let last_of = |w: u32, bars: &[Bar]| bars.iter().rfind(|b| b.window_s == w).copied().unwrap();
-    let behind = run(&mut mk(), &trades[..cut - 1]);
-    let kafka = [last_of(1, &before), last_of(60, &behind)];
-    // Restart: restore, then replay from the slot of an earlier trade.
+    let mut out = Vec::new();
+    for (i, ts) in [1_020, 1_030, 1_085].into_iter().enumerate() {
+        assert_eq!(apply(&mut first, &at(ts, 100 + i as u64, i as u64 + 1), &mut out), Ok(()));
+    }
+    advance_clock(&mut first, 1_200, &mut out);
+    let closed_minute = out.iter().rfind(|b| b.window_s == 60 && b.open_time_s == 1_020).copied().unwrap();
+    assert!(closed_minute.closed && closed_minute.trades == 2);
+    // Restart with that closed bar as the series' last state, the clock
+    // held before its end (the live source waits for its resume replay).
     let mut second = mk();
-    for bar in &kafka {
-        assert!(second.restore(bar));
-    }
-    let replay_from = trades[cut - 6].position.slot;
-    let replayed: Vec<Trade> = trades.iter().filter(|t| t.position.slot >= replay_from).copied().collect();
-    let after = run(&mut second, &replayed);
-    assert!(second.stats().already_applied > 0);
-    for w in windows.seconds() {
-        let (want, got) = (last_of(*w, &all), last_of(*w, &after));
-        assert_eq!(got, want, "window {w}");
-    }
+    assert!(second.restore(&closed_minute));
+    let mut after = Vec::new();
+    advance_clock(&mut second, 1_040, &mut after);
+    assert_eq!(apply(&mut second, &at(1_041, 103, 9), &mut after), Ok(()));
+    assert!(after.iter().all(|b| b.window_s != 60), "no update of the closed minute: {after:?}");
+    assert_eq!(second.stats().late_by_window[1], 1);
+    // A trade of the next minute opens it, one seq on.
+    assert_eq!(apply(&mut second, &at(1_081, 104, 10), &mut after), Ok(()));
+    let minute: Vec<&Bar> = after.iter().filter(|b| b.window_s == 60).collect();
+    assert_eq!(minute.len(), 1);
+    assert_eq!((minute[0].open_time_s, minute[0].seq, minute[0].trades), (1_080, closed_minute.seq + 1, 1));
+    // And a trade of the closed minute after that is still late.
+    assert_eq!(apply(&mut second, &at(1_059, 105, 11), &mut after), Ok(()));
+    assert_eq!(second.stats().late_by_window[1], 2);
 }
 
 #[test]

@@ -252,6 +252,13 @@ impl IngestArgs {
         if !(self.rpc_rps.is_finite() && self.rpc_rps > 0.0) {
             return Err(format!("--rpc-rps {}: give a positive number of requests per second", self.rpc_rps));
         }
+        if !self.emit_interval.is_zero() {
+            // A restart knows which trades Kafka holds from the updates each
+            // trade made; coalesced updates would hide some of them.
+            return Err("--emit-interval cannot be used with --source solana: a restart tells the trades already \
+                        in Kafka from their updates, and coalescing would hide some (leave it at 0)"
+                .into());
+        }
         let commitment = match self.commitment {
             CommitmentArg::Confirmed => Commitment::Confirmed,
             CommitmentArg::Finalized => Commitment::Finalized,

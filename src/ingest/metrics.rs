@@ -76,8 +76,6 @@ pub struct IngestMetrics {
     pub late: OnceLock<Vec<(String, AtomicU64)>>,
     /// Trades applied.
     pub trades_applied: AtomicU64,
-    /// Replayed trades already in restored series (skipped).
-    pub already_applied: AtomicU64,
     /// Mints tracked now.
     pub mints: AtomicU64,
     /// Mints evicted after going idle.
@@ -172,15 +170,9 @@ impl IngestMetrics {
                 late.iter().map(|(w, v)| (w.as_str(), load(v))),
             );
         }
-        let plain: [(&str, &str, &str, &AtomicU64); 11] = [
+        let plain: [(&str, &str, &str, &AtomicU64); 10] = [
             ("klinecast_ingest_trades_parked", "Trades waiting for a pool or quote lookup", "gauge", &self.parked),
             ("klinecast_ingest_trades_applied_total", "Trades applied to bars", "counter", &self.trades_applied),
-            (
-                "klinecast_ingest_already_applied_total",
-                "Replayed trades already in restored bars",
-                "counter",
-                &self.already_applied,
-            ),
             ("klinecast_ingest_mints", "Mints tracked now", "gauge", &self.mints),
             ("klinecast_ingest_mints_evicted_total", "Idle mints evicted", "counter", &self.evicted),
             ("klinecast_ingest_mints_returned_total", "Evicted mints that traded again", "counter", &self.returned),

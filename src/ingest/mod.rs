@@ -464,7 +464,6 @@ impl Ingest {
             }
         }
         store(&m.trades_applied, a.trades_applied);
-        store(&m.already_applied, a.already_applied);
         store(&m.mints, self.agg.mint_count() as u64);
         store(&m.evicted, a.evicted);
         store(&m.returned, a.returned);

@@ -185,6 +185,12 @@ pub struct Ledger {
     max_accounts: usize,
     /// The slot `getSlot` reports before any transaction.
     base_slot: u64,
+    /// Signatures the next so many listings that reach them leave out: a
+    /// node that notified a transaction's slot but has not indexed it yet.
+    unindexed: HashMap<String, u32>,
+    /// Listings give a slot's transactions in the reverse of the order they
+    /// were published (and streamed) in.
+    reverse_within_slot: bool,
 }
 
 /// Why a transaction was not stored.
@@ -203,7 +209,31 @@ impl Ledger {
             accounts: HashMap::new(),
             max_accounts: 10_000,
             base_slot,
+            unindexed: HashMap::new(),
+            reverse_within_slot: false,
         }
+    }
+
+    /// The next `listings` listings that reach `signature` leave it out.
+    pub fn hide_from_listings(&mut self, signature: &str, listings: u32) {
+        self.unindexed.insert(signature.to_owned(), listings);
+    }
+
+    /// Whether a listing reaching `signature` leaves it out now (counting
+    /// that listing).
+    pub fn skip_in_listing(&mut self, signature: &str) -> bool {
+        match self.unindexed.get_mut(signature) {
+            Some(left) if *left > 0 => {
+                *left -= 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Listings give each slot's transactions in reverse publication order.
+    pub fn reverse_within_slot(&mut self, on: bool) {
+        self.reverse_within_slot = on;
     }
 
     /// Stores `tx` at its slot (after the transactions already in that slot).
@@ -265,15 +295,19 @@ impl Ledger {
             },
         };
         let lower = until.and_then(|signature| self.by_signature.get(signature).copied());
-        self.txs
+        let mut found: Vec<&(Key, Tx)> = self
+            .txs
             .iter()
             .rev()
             .filter(|(key, _)| upper.is_none_or(|upper| *key < upper))
             .take_while(|(key, _)| lower.is_none_or(|lower| *key > lower))
             .filter(|(_, tx)| tx.mentions(address))
             .take(limit)
-            .map(|(_, tx)| tx)
-            .collect()
+            .collect();
+        if self.reverse_within_slot {
+            found.sort_by_key(|((slot, seq), _)| (std::cmp::Reverse(*slot), *seq));
+        }
+        found.into_iter().map(|(_, tx)| tx).collect()
     }
 
     pub fn set_account(&mut self, pubkey: &str, account: Account) {

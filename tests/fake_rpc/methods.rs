@@ -20,7 +20,7 @@ pub const MAX_MULTIPLE_ACCOUNTS: usize = 100;
 pub const API_VERSION: &str = "2.2.16";
 
 /// Answers one call.
-pub fn answer(ledger: &Ledger, call: &Call) -> Result<Value, RpcError> {
+pub fn answer(ledger: &mut Ledger, call: &Call) -> Result<Value, RpcError> {
     match call.method.as_str() {
         "getSignaturesForAddress" => signatures_for_address(ledger, &call.params),
         "getTransaction" => transaction(ledger, &call.params),
@@ -36,7 +36,7 @@ pub fn answer(ledger: &Ledger, call: &Call) -> Result<Value, RpcError> {
     }
 }
 
-fn signatures_for_address(ledger: &Ledger, params: &Value) -> Result<Value, RpcError> {
+fn signatures_for_address(ledger: &mut Ledger, params: &Value) -> Result<Value, RpcError> {
     let address = rpc::pubkey_param(rpc::param(params, 0))?;
     let config = rpc::config(params, 1)?;
     let limit = match config.get("limit") {
@@ -51,8 +51,13 @@ fn signatures_for_address(ledger: &Ledger, params: &Value) -> Result<Value, RpcE
     let before = optional_signature(&config, "before")?;
     let until = optional_signature(&config, "until")?;
     rpc::check_at_least_confirmed(&config)?;
-    let found = ledger.signatures_for_address(&address, before.as_deref(), until.as_deref(), limit as usize);
-    Ok(Value::Array(found.into_iter().map(|tx| tx.signature_info_json()).collect()))
+    let found: Vec<(String, Value)> = ledger
+        .signatures_for_address(&address, before.as_deref(), until.as_deref(), limit as usize)
+        .into_iter()
+        .map(|tx| (tx.signature.clone(), tx.signature_info_json()))
+        .collect();
+    let shown = found.into_iter().filter(|(signature, _)| !ledger.skip_in_listing(signature));
+    Ok(Value::Array(shown.map(|(_, info)| info).collect()))
 }
 
 fn optional_signature(config: &Map<String, Value>, key: &str) -> Result<Option<String>, RpcError> {

@@ -308,6 +308,29 @@ impl FakeNode {
         self.shared.publish(tx);
     }
 
+    /// The next `listings` `getSignaturesForAddress` answers that reach
+    /// `signature` leave it out, as a real node does for a transaction
+    /// whose slot it has confirmed (and notified) but not yet indexed.
+    pub fn hide_from_listings(&self, signature: &str, listings: u32) {
+        lock(&self.shared.ledger).hide_from_listings(signature, listings);
+    }
+
+    /// Listings give each slot's transactions in the reverse of the order
+    /// they were published and streamed in.
+    pub fn reverse_listing_within_slots(&self, on: bool) {
+        lock(&self.shared.ledger).reverse_within_slot(on);
+    }
+
+    /// Appends `tx` to the ledger without notifying anyone: a transaction
+    /// the stream missed (confirmed before a subscription started, or lost
+    /// by the node's notifier); only a listing finds it.
+    pub fn publish_unnotified(&self, tx: Tx) {
+        let _order = lock(&self.shared.publish_order);
+        if let Err(err) = lock(&self.shared.ledger).insert(tx) {
+            panic!("publish: {err:?}");
+        }
+    }
+
     /// Publishes several transactions in order.
     pub fn publish_all(&self, txs: impl IntoIterator<Item = Tx>) {
         for tx in txs {
@@ -828,7 +851,7 @@ impl Shared {
                 rpc::error_text(&id, &error)
             }
             Ok(call) => {
-                let answer = methods::answer(&lock(&self.ledger), &call);
+                let answer = methods::answer(&mut lock(&self.ledger), &call);
                 match answer {
                     Ok(result) => {
                         log(&call.method, &call.params, 200, None);

@@ -8,6 +8,15 @@
 //! Sans-io: a [`Gap`] turns pages and transactions into [`Job`]s and ready
 //! transactions; the source runs the jobs and feeds the results back.
 //!
+//! Listed twice: a node lists a transaction only once it has indexed it,
+//! a moment after it notified the subscriptions of its slot, so a
+//! transaction confirmed just before the new subscription started can be
+//! in neither the stream nor the first listing. Every gap is therefore
+//! listed again once that moment has passed ([`Gap::second_listing`]): what
+//! the first listing handed out is skipped, what it missed is handed out,
+//! and what the new stream delivers (slots from its first notification on)
+//! is left to the stream.
+//!
 //! Bounded: at most `max` signatures per program are listed. A gap larger
 //! than that keeps its newest `max` (closest to the live stream, and to the
 //! open bars) and reports the rest as lost, with its slot range; so do
@@ -101,6 +110,18 @@ pub struct Gap {
     pub lost: u64,
     /// Failed transactions listed (not fetched).
     pub failed: u64,
+    /// Where each listing started (the last signature seen per program),
+    /// for a listing of the same gap again.
+    until: [Option<String>; 2],
+    /// This is the second listing of a gap.
+    pub second: bool,
+    /// When the listing began (the stream was back).
+    begun_at: Option<Instant>,
+    /// Listing starts no earlier than this.
+    not_before: Option<Instant>,
+    /// Signatures of this slot or later are left to the stream: it
+    /// delivered its first notification from this slot (second listing).
+    ceiling: Option<u64>,
 }
 
 /// What a finished listing says about the range it could not cover.
@@ -121,7 +142,7 @@ impl Gap {
     pub fn new(id: u64, start_slot: u64, hold_s: Option<i64>, until: [Option<String>; 2], max: usize) -> Self {
         let listings = Program::ALL
             .into_iter()
-            .zip(until)
+            .zip(until.clone())
             .map(|(program, until)| Listing {
                 program,
                 min_slot: if until.is_some() { 0 } else { start_slot },
@@ -147,6 +168,34 @@ impl Gap {
             in_flight: 0,
             lost: 0,
             failed: 0,
+            until,
+            second: false,
+            begun_at: None,
+            not_before: None,
+            ceiling: None,
+        }
+    }
+
+    /// The same gap listed anew (same start, same signatures to list after)
+    /// under a new id: after the stream was lost again while it was filled.
+    pub fn again(&self, id: u64) -> Self {
+        Self::new(id, self.start_slot, self.hold_s, self.until.clone(), self.max)
+    }
+
+    /// The second listing of this gap, `settle` after the first began: it
+    /// hands out what the node had not indexed in time for the first.
+    pub fn second_listing(&self, id: u64, settle: Duration) -> Self {
+        let mut gap = self.again(id);
+        gap.second = true;
+        gap.not_before = Some(self.begun_at.unwrap_or_else(Instant::now) + settle);
+        gap
+    }
+
+    /// Signatures of `slot` or later are left to the stream (second
+    /// listing: the stream delivered from `slot` on).
+    pub fn leave_to_stream(&mut self, slot: u64) {
+        if self.second {
+            self.ceiling = Some(self.ceiling.map_or(slot, |c| c.min(slot)));
         }
     }
 
@@ -159,6 +208,7 @@ impl Gap {
     pub fn begin(&mut self) {
         if self.phase == Phase::Waiting {
             self.phase = Phase::Listing;
+            self.begun_at = Some(Instant::now());
         }
     }
 
@@ -175,6 +225,7 @@ impl Gap {
         let mut jobs = Vec::new();
         match self.phase {
             Phase::Waiting | Phase::Done => {}
+            Phase::Listing if self.not_before.is_some_and(|t| t > now) => {}
             Phase::Listing => {
                 for l in &mut self.listings {
                     if l.done || l.asking || l.not_before.is_some_and(|t| t > now) {
@@ -262,8 +313,12 @@ impl Gap {
         for (p, l) in self.listings.iter_mut().enumerate() {
             // Newest first from the node: reversed, block order.
             for (i, sig) in std::mem::take(&mut l.sigs).into_iter().rev().enumerate() {
+                if self.ceiling.is_some_and(|c| sig.slot >= c) {
+                    continue;
+                }
                 if sig.failed {
-                    self.failed += 1;
+                    // Counted once, by the first listing.
+                    self.failed += u64::from(!self.second);
                     continue;
                 }
                 if seen.insert(sig.signature.clone()) {
@@ -392,6 +447,27 @@ mod tests {
         gap.release(|_, t| out.push(t.slot));
         assert_eq!((out, gap.phase()), (vec![101, 102, 103, 104], Phase::Done));
         assert_eq!(gap.newest(Program::PumpSwap).as_deref(), Some("s4"));
+    }
+
+    #[test]
+    fn the_second_listing_waits_settles_and_leaves_the_streams_slots_to_it() {
+        let mut first = Gap::new(1, 100, Some(5), [Some("s0".into()), None], 10);
+        first.begin();
+        let settle = Duration::from_millis(200);
+        let mut second = first.second_listing(2, settle);
+        second.begin();
+        assert!(second.jobs(4, Instant::now()).is_empty(), "not before the settle time");
+        let jobs = second.jobs(4, Instant::now() + settle);
+        assert_eq!(jobs.len(), 2, "both programs listed again");
+        match &jobs[0] {
+            Job::Signatures { until, .. } => assert_eq!(until.as_deref(), Some("s0"), "from the same point"),
+            other => panic!("{other:?}"),
+        }
+        second.leave_to_stream(104);
+        second.on_page(Program::PumpFun, Ok(vec![sig(5, 105), sig(4, 104), sig(3, 103), sig(2, 102)]));
+        second.on_page(Program::PumpSwap, Ok(vec![]));
+        assert_eq!(second.len(), 2, "slots 104 and later are the stream's");
+        assert!(second.second);
     }
 
     #[test]

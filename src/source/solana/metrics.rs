@@ -37,6 +37,15 @@ pub struct LiveMetrics {
     pub duplicates: AtomicU64,
     /// Transactions fetched by backfill and handed out.
     pub backfilled: AtomicU64,
+    /// Events a restart's replay dropped because Kafka already holds their
+    /// trades (by signature and event index).
+    pub already_in_kafka: AtomicU64,
+    /// Transactions that a gap's first listing missed and its second one
+    /// found (the node had not indexed them yet).
+    pub found_on_second_listing: AtomicU64,
+    /// Live transactions of a slot far below the resume point: the chain
+    /// went backwards (a reset cluster, another network, a wrong URL).
+    pub chain_regressions: AtomicU64,
     /// Gaps not filled completely (larger than the backfill bound, or
     /// transactions the node no longer had).
     pub unrecoverable_gaps: AtomicU64,
@@ -113,6 +122,13 @@ impl LiveMetrics {
 
     /// `None` when healthy, else why not.
     pub fn status(&self) -> Option<String> {
+        let regressed = self.chain_regressions.load(Ordering::Relaxed);
+        if regressed > 0 {
+            return Some(format!(
+                "the node's slots went backwards: {regressed} transactions far below the resume slot of the bars \
+                 in Kafka (a reset cluster, another network or a wrong --rpc-url?)"
+            ));
+        }
         if self.connected.load(Ordering::Relaxed) == 1 {
             return None;
         }
@@ -131,7 +147,25 @@ impl RenderMetrics for LiveMetrics {
 
     fn render(&self, out: &mut String) {
         let load = |c: &AtomicU64| c.load(Ordering::Relaxed);
-        let plain: [(&str, &str, &str, &AtomicU64); 17] = [
+        let plain: [(&str, &str, &str, &AtomicU64); 20] = [
+            (
+                "klinecast_solana_already_in_kafka_total",
+                "Events a restart's replay dropped: their trades are in Kafka",
+                "counter",
+                &self.already_in_kafka,
+            ),
+            (
+                "klinecast_solana_found_on_second_listing_total",
+                "Transactions a gap's second listing found and its first missed",
+                "counter",
+                &self.found_on_second_listing,
+            ),
+            (
+                "klinecast_solana_chain_regressions_total",
+                "Live transactions far below the resume slot (the chain went backwards)",
+                "counter",
+                &self.chain_regressions,
+            ),
             (
                 "klinecast_solana_bad_event_data_total",
                 "Event payloads that were not valid base64/base58",

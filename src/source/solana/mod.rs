@@ -11,10 +11,18 @@
 //! [`SolanaSource`] ties them together on the ingest core: it hands out the
 //! events of live notifications at once; after a reconnect (or from the
 //! resume point after a restart) it holds the live ones back, backfills the
-//! gap, hands out the gap's transactions oldest first, then the held ones,
-//! dropping what was already handed out; while it does, it holds the bar
-//! clock at the last block time it had, so bars of the gap stay open until
-//! their trades are in.
+//! gap, hands out the gap's transactions oldest first, lists the gap a
+//! second time once the node has indexed what it had just confirmed (see
+//! [`backfill`]), then hands out the held ones, dropping what was already
+//! handed out; while it does, it holds the bar clock at the last block time
+//! it had, so bars of the gap stay open until their trades are in.
+//!
+//! After a restart it replays from the resume slot the bars in Kafka carry
+//! and drops, by (signature, event index), every trade Kafka already holds
+//! ([`Resume::applied`]), whatever order the node lists them in. Without a
+//! resume point it starts from the live stream, and the first slot it
+//! delivers is the earliest a later restart replays from: trades made
+//! before the first start are never backfilled.
 
 pub mod backfill;
 pub mod dedupe;
@@ -23,6 +31,8 @@ pub mod rpc;
 pub mod stream;
 
 use std::collections::VecDeque;
+
+use rustc_hash::FxHashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -48,6 +58,9 @@ const STREAM_PER_FILL: usize = 2048;
 /// Slots the live stream may deliver out of order: a resume point is this
 /// far behind the newest slot seen (about 13 s of slots).
 pub const SAFE_MARGIN_SLOTS: u64 = 32;
+/// A live slot this far below the resume point means the node's chain is
+/// not the one the bars in Kafka came from.
+pub const REGRESSION_SLOTS: u64 = 4 * SAFE_MARGIN_SLOTS;
 /// How long `fill` asks the ingest loop to wait when nothing is ready.
 const IDLE_WAIT: Duration = Duration::from_millis(5);
 
@@ -101,13 +114,16 @@ pub struct SolanaConfig {
 }
 
 /// Where a restarted ingest resumes.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Resume {
     /// Every trade before this slot is in Kafka.
     pub slot: u64,
     /// Latest bar time restored: the clock waits there until the replay of
     /// the missed slots is in.
     pub hold_s: i64,
+    /// The trades of `slot` and later that Kafka holds: the replay drops
+    /// them (their events' signature prefix and index).
+    pub applied: Vec<Position>,
 }
 
 /// The `ws(s)://` URL for an `http(s)://` one: same host, port and path.
@@ -177,8 +193,14 @@ pub struct SolanaSource {
     newest_time_s: Option<i64>,
     /// Newest slot of a transaction handed out.
     handed_slot: u64,
-    /// The resume slot before anything newer is known.
+    /// The resume slot before anything newer is known: where this run
+    /// resumed, or the first slot its stream delivered.
     resume_slot: u64,
+    /// The resume point this run started from (0: none).
+    resumed_from: u64,
+    /// Trades Kafka held at the start, by (signature prefix, event index);
+    /// each is dropped once, when the replay brings it.
+    in_kafka: FxHashSet<(u64, u32)>,
     /// Lookups to send.
     lookups: Vec<Lookup>,
     connected: bool,
@@ -229,14 +251,22 @@ impl SolanaSource {
             newest_time_s: None,
             handed_slot: 0,
             resume_slot: 0,
+            resumed_from: 0,
+            in_kafka: FxHashSet::default(),
             lookups: Vec::new(),
             connected: false,
             started: Instant::now(),
             config,
         };
         if let Some(resume) = resume.filter(|r| r.slot > 0) {
-            tracing::info!(slot = resume.slot, "resuming: backfilling from the slot the bars in Kafka end at");
+            tracing::info!(
+                slot = resume.slot,
+                trades_in_kafka = resume.applied.len(),
+                "resuming: backfilling from the slot the bars in Kafka end at"
+            );
             source.resume_slot = resume.slot;
+            source.resumed_from = resume.slot;
+            source.in_kafka = resume.applied.iter().map(|p| (p.signature, p.event)).collect();
             source.newest_time_s = Some(resume.hold_s);
             source.open_gap(resume.slot, Some(resume.hold_s), [None, None]);
         }
@@ -375,10 +405,21 @@ impl SolanaSource {
 
     /// A live transaction: handed out now, or held while a gap is filled.
     fn on_live(&mut self, program: Program, tx: TxEvents) {
-        let m = &self.metrics;
+        let m = Arc::clone(&self.metrics);
         m.foreign_lines.fetch_add(u64::from(tx.foreign), Ordering::Relaxed);
         m.bad_data.fetch_add(u64::from(tx.bad_data), Ordering::Relaxed);
         self.newest_slot = self.newest_slot.max(tx.slot);
+        if self.resume_slot == 0 {
+            // No resume point: this run starts here, and so does the
+            // earliest replay of a later restart.
+            self.resume_slot = tx.slot;
+        }
+        if tx.slot.saturating_add(REGRESSION_SLOTS) < self.resumed_from {
+            self.chain_went_back(tx.slot);
+        }
+        if let Some(gap) = &mut self.gap {
+            gap.leave_to_stream(tx.slot);
+        }
         if tx.failed {
             m.failed_tx.fetch_add(1, Ordering::Relaxed);
             return;
@@ -431,10 +472,30 @@ impl SolanaSource {
         self.metrics.buffered.store(self.held.len() as u64, Ordering::Relaxed);
     }
 
+    /// The node delivered a slot far below the resume point: its chain is not
+    /// the one the bars in Kafka came from. Its trades are applied (they are
+    /// this chain's), and the operator is told, loudly and on `/healthz`.
+    fn chain_went_back(&self, slot: u64) {
+        let seen = self.metrics.chain_regressions.fetch_add(1, Ordering::Relaxed);
+        if seen == 0 || (seen + 1).is_multiple_of(1000) {
+            tracing::error!(
+                slot,
+                resume_slot = self.resumed_from,
+                transactions = seen + 1,
+                "the node's slots are far below the resume point of the bars in Kafka: a reset cluster, \
+                 another network or a wrong --rpc-url? Its trades are applied; the bars in Kafka before them \
+                 came from another chain"
+            );
+        }
+    }
+
     /// A backfilled transaction: counted as live ones are, then handed out.
-    fn hand_out_backfilled(&mut self, tx: TxEvents) {
+    fn hand_out_backfilled(&mut self, tx: TxEvents, second_listing: bool) {
         let m = &self.metrics;
         m.backfilled.fetch_add(1, Ordering::Relaxed);
+        if second_listing {
+            m.found_on_second_listing.fetch_add(1, Ordering::Relaxed);
+        }
         m.foreign_lines.fetch_add(u64::from(tx.foreign), Ordering::Relaxed);
         m.bad_data.fetch_add(u64::from(tx.bad_data), Ordering::Relaxed);
         self.hand_out(tx);
@@ -448,6 +509,11 @@ impl SolanaSource {
             self.facts.push(Fact::Pool(pool));
         }
         for (index, (event_program, bytes)) in tx.events.into_iter().enumerate() {
+            if !self.in_kafka.is_empty() && self.in_kafka.remove(&(signature, index as u32)) {
+                self.dedupe.first_time(signature, index);
+                self.metrics.already_in_kafka.fetch_add(1, Ordering::Relaxed);
+                continue;
+            }
             if tx.signature.is_some() && !self.dedupe.first_time(signature, index) {
                 self.metrics.duplicates.fetch_add(1, Ordering::Relaxed);
                 continue;
@@ -506,9 +572,13 @@ impl SolanaSource {
 
     /// Starts a gap from `start_slot`.
     fn open_gap(&mut self, start_slot: u64, hold_s: Option<i64>, until: [Option<String>; 2]) {
-        let id = self.next_gap_id;
+        let gap = Gap::new(self.next_gap_id, start_slot, hold_s, until, self.config.backfill_max);
+        self.start_gap(gap);
+    }
+
+    /// Makes `gap` (with id `next_gap_id`) the one being filled.
+    fn start_gap(&mut self, mut gap: Gap) {
         self.next_gap_id += 1;
-        let mut gap = Gap::new(id, start_slot, hold_s, until, self.config.backfill_max);
         if self.connected {
             gap.begin();
         }
@@ -516,10 +586,18 @@ impl SolanaSource {
         self.metrics.backfilling.store(1, Ordering::Relaxed);
     }
 
+    /// How long after a gap's first listing began its second one starts:
+    /// half the close delay, so what it finds is still on time for its bars
+    /// (the clock is held meanwhile anyway).
+    fn settle(&self) -> Duration {
+        self.config.close_delay / 2
+    }
+
     /// Sends the gap's jobs, hands out what it has ready, and closes it when
     /// it is done.
     fn advance_gap(&mut self) {
         let window = self.config.concurrency * 2;
+        let settle = self.settle();
         let Some(gap) = &mut self.gap else { return };
         let dedupe = &self.dedupe;
         gap.skip_known(|sig| {
@@ -528,17 +606,18 @@ impl SolanaSource {
         self.backlog.extend(gap.jobs(window, Instant::now()));
         let mut released = Vec::new();
         gap.release(|program, tx| released.push((program, tx)));
+        let second = gap.second;
         if gap.phase() != Phase::Done {
             for (_, tx) in released {
-                self.hand_out_backfilled(tx);
+                self.hand_out_backfilled(tx, second);
             }
             return;
         }
         let (lost, failed, listed, elapsed) = (gap.lost, gap.failed, gap.len(), self.started.elapsed());
-        let newest = Program::ALL.map(|p| gap.newest(p));
         let start_slot = gap.start_slot;
+        let (again, second_listing) = (gap.again(self.next_gap_id), gap.second_listing(self.next_gap_id, settle));
         for (_, tx) in released {
-            self.hand_out_backfilled(tx);
+            self.hand_out_backfilled(tx, second);
         }
         if lost > 0 {
             self.metrics.unrecoverable_gaps.fetch_add(1, Ordering::Relaxed);
@@ -550,18 +629,30 @@ impl SolanaSource {
             );
         }
         self.metrics.failed_tx.fetch_add(failed, Ordering::Relaxed);
-        tracing::info!(transactions = listed, lost, uptime_s = elapsed.as_secs(), "gap filled");
+        if second {
+            tracing::info!(found = listed, lost, uptime_s = elapsed.as_secs(), "gap filled (second listing)");
+        } else {
+            tracing::info!(transactions = listed, lost, uptime_s = elapsed.as_secs(), "gap listed once");
+        }
         self.gap = None;
         self.metrics.backfilling.store(0, Ordering::Relaxed);
         if std::mem::take(&mut self.chain) {
             // The stream lost more (or let held ones go) while this gap was
-            // filled: the next gap lists everything after what this one
-            // handed out, the held ones included, so they are dropped here
-            // and come back in order.
-            let [a, b] = newest;
-            let until = [a.or_else(|| self.last_signature[0].clone()), b.or_else(|| self.last_signature[1].clone())];
+            // filled: the same gap is listed again from where it started,
+            // the held ones included, so they are dropped here and come back
+            // in order; what went out already is skipped.
             self.held.clear();
-            self.open_gap(self.handed_slot.max(start_slot), self.newest_time_s, until);
+            self.start_gap(again);
+            return;
+        }
+        if !second {
+            // Listed once: once more when the node has indexed what it had
+            // just confirmed (the held transactions wait: they come after).
+            self.start_gap(second_listing);
+            let slots = self.held.iter().map(|h| h.tx.slot).min();
+            if let (Some(gap), Some(slot)) = (&mut self.gap, slots) {
+                gap.leave_to_stream(slot);
+            }
             return;
         }
         self.release_held();
