@@ -381,7 +381,7 @@ fn per_client_on(brokers: &str, topic: &str, clients: usize, run: Duration) -> R
         duration: run,
         subscribe: "sub-1s".into(),
         cores: "0".into(),
-        expected_interval: None,
+        schedule: None,
         extra_args: Vec::new(),
     };
     let started = Instant::now();
@@ -547,7 +547,7 @@ fn shared_point(
             duration: run + extra,
             subscribe: subscribe.into(),
             cores: (l % 2).to_string(),
-            expected_interval: None,
+            schedule: None,
             extra_args: Vec::new(),
         };
         running.push(plan.start(&format!("fanout-shared{clients}-loadgen{l}"))?);

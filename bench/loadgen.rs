@@ -8,7 +8,10 @@
 //! over several loopback source addresses (127.0.0.1, 127.0.0.2, ...) so
 //! one address's ephemeral ports are not the limit. Each client subscribes,
 //! then reads bars: it checks that `seq` never skips within a (mint, window)
-//! series and records produce → receive latency in an HdrHistogram. The
+//! series and records latency in an HdrHistogram: from each update's
+//! intended time when the feed is a scheduled mock (`--schedule`: an open
+//! loop, so no coordinated-omission correction), else from its
+//! `produced_ns`. The
 //! WebSocket client is a small one of its own (the framing of
 //! `klinecast::gateway::websocket`, client side), so a client costs one
 //! read and a few hundred nanoseconds of parsing per frame, whichever server
@@ -105,10 +108,15 @@ struct Args {
     /// Cores to run client executors on.
     #[arg(long, default_value = "0", value_delimiter = ',')]
     cores: Vec<usize>,
-    /// Expected interval between updates of one series, for coordinated
-    /// omission correction of the latency histogram (0 = none).
-    #[arg(long, default_value = "0", value_parser = klinecast::cli::parse_duration)]
-    expected_interval: Duration,
+    /// The mock's schedule, `START_NS:RATE` (`klinecast_mock_schedule_start_ns`
+    /// and `klinecast_mock_rate_per_s` of the server's /metrics): latency is
+    /// then measured from each update's intended time — the intended time of
+    /// the trade that made it (named by the bar's `last_signature`), or its
+    /// bar's end for a closing update — instead of from `produced_ns`, so
+    /// stalls of the source and of ingest count too. Binary frames only
+    /// (JSON frames do not carry the trade's number).
+    #[arg(long, value_parser = parse_schedule)]
+    schedule: Option<klinecast::source::mock::MockSchedule>,
     /// Executors spin this long before they sleep (0: sleep at once).
     #[arg(long, default_value = "0", value_parser = klinecast::cli::parse_duration)]
     spin: Duration,
@@ -438,8 +446,19 @@ impl Client<'_> {
             self.totals.invalid.fetch_add(1, Ordering::Relaxed);
             return;
         };
-        let series = (archived.mint, archived.window_s.to_native());
-        self.count(series, archived.seq.to_native(), archived.produced_ns.to_native());
+        let window_s = archived.window_s.to_native();
+        let series = (archived.mint, window_s);
+        let since = match self.args.schedule {
+            Some(_) if archived.closed => {
+                let end_s = archived.open_time_s.to_native().saturating_add(i64::from(window_s));
+                (end_s.max(0) as u64).saturating_mul(1_000_000_000)
+            }
+            Some(schedule) if archived.last_signature.to_native() > 0 => {
+                schedule.intended_ns(archived.last_signature.to_native())
+            }
+            _ => archived.produced_ns.to_native(),
+        };
+        self.count(series, archived.seq.to_native(), since);
     }
 
     fn on_json_bar(&mut self, text: &str) {
@@ -530,14 +549,15 @@ impl Client<'_> {
         }
     }
 
-    /// Counts one bar update: latency, and a gap if `seq` skipped.
-    fn count(&mut self, series: ([u8; 32], u32), seq: u64, produced_ns: u64) {
+    /// Counts one bar update: latency since `since_ns` (its intended or its
+    /// produce time), and a gap if `seq` skipped. Every update carries its
+    /// own time, so a stall already shows as the late updates it delayed:
+    /// nothing is added for it.
+    fn count(&mut self, series: ([u8; 32], u32), seq: u64, since_ns: u64) {
         self.totals.bars.fetch_add(1, Ordering::Relaxed);
         let now = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
-        let lag = now.saturating_sub(produced_ns);
-        let expected_ns = self.args.expected_interval.as_nanos() as u64;
-        let mut h = self.latency.borrow_mut();
-        let _ = if expected_ns > 0 { h.record_correct(lag, expected_ns) } else { h.record(lag) };
+        let lag = now.saturating_sub(since_ns);
+        let _ = self.latency.borrow_mut().record(lag);
         if let Some(prev) = self.last_seq.insert(series, seq)
             && seq != prev + 1
         {
@@ -545,6 +565,17 @@ impl Client<'_> {
             self.totals.missing.fetch_add(seq.saturating_sub(prev + 1), Ordering::Relaxed);
         }
     }
+}
+
+/// `START_NS:RATE`.
+fn parse_schedule(text: &str) -> Result<klinecast::source::mock::MockSchedule, String> {
+    let (start, rate) = text.split_once(':').ok_or("expected START_NS:RATE")?;
+    let start_ns = start.parse().map_err(|e| format!("start: {e}"))?;
+    let rate_per_s: u64 = rate.parse().map_err(|e| format!("rate: {e}"))?;
+    if rate_per_s == 0 {
+        return Err("rate: a schedule has a rate above 0".into());
+    }
+    Ok(klinecast::source::mock::MockSchedule { start_ns, rate_per_s })
 }
 
 /// The number after `"name":` in a flat JSON object.

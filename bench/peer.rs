@@ -427,7 +427,7 @@ impl Case {
             duration: SETTLE + self.feed_time + DRAIN,
             subscribe: "sub-1s".into(),
             cores: CLIENT_CORE.into(),
-            expected_interval: None,
+            schedule: None,
             extra_args: vec!["--protocol".into(), self.server.name().into(), "--format".into(), format_arg.into()],
         };
         run.loadgen_command =
@@ -584,11 +584,11 @@ fn report_run(r: &Run) {
 // --- the report ---------------------------------------------------------------
 
 /// The gateway + WebSocket hop p99 at 10 clients (WebSocket − tap, shared
-/// mode, uncorrected) from the latency benchmark's latest results, if any.
+/// mode) from the latency benchmark's latest results, if any.
 fn latency_hop() -> Option<f64> {
     let path: PathBuf = common::results_dir().ok()?.join("latency.json");
     let json: serde_json::Value = serde_json::from_str(&std::fs::read_to_string(path).ok()?).ok()?;
-    let case = json["cases"].as_array()?.iter().find(|c| c["name"] == "shared-10-uncorrected")?;
+    let case = json["cases"].as_array()?.iter().find(|c| c["name"] == "shared-10")?;
     Some(case["websocket"]["p99_ms"].as_f64()? - case["tap"]["p99_ms"].as_f64()?)
 }
 

@@ -48,15 +48,14 @@ def plot_latency(data, out):
         if case["purpose"] != "verdict":
             continue
         xs, ys = curve(case["websocket"])
-        style = "-" if case["clients"] <= 10 else "--"
+        style = {10: "-", 100: "--"}.get(case["clients"], "-.")
         label = f"klinecast {case['fanout']}, {case['clients']} clients"
         ax.plot(xs, ys, style, marker="o", color=colors.get(case["fanout"], "gray"), label=label)
     for case in data.get("cases", []):
-        if case["purpose"] == "uncorrected":
+        if case.get("from_produce"):
             xs, ys = curve(case["websocket"])
-            label = f"klinecast {case['fanout']}, {case['clients']} clients, no CO correction"
-            marker = "." if case["clients"] <= 10 else "x"
-            ax.plot(xs, ys, ":", marker=marker, color=colors.get(case["fanout"], "gray"), alpha=0.7, label=label)
+            label = f"klinecast {case['fanout']}, {case['clients']} clients, from produced_ns (after ingest)"
+            ax.plot(xs, ys, ":", marker=".", color=colors.get(case["fanout"], "gray"), alpha=0.7, label=label)
     for i, tool in enumerate(data.get("kafka_tool", [])):
         # Printed in whole ms, rounded down: the true value is in [x, x + 1).
         xs = [NINES["p50"], NINES["p99"], NINES["p999"]]
@@ -73,7 +72,7 @@ def plot_latency(data, out):
     ax.set_xlabel("percentile")
     ax.set_ylabel("latency, ms (log)")
     rate = data.get("mock_rate_per_s", "?")
-    ax.set_title(f"event → client latency, R = {rate} events/s (load {data.get('loadavg_start', '?')})")
+    ax.set_title(f"event → client latency from each update's intended time, R = {rate} events/s (load {data.get('loadavg_start', '?')})")
     ax.grid(True, which="both", alpha=0.3)
     ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.tight_layout()

@@ -10,7 +10,8 @@
 #   scripts/solana-validator.sh start [--reset]  start on 127.0.0.1:8899 (ws 8900), wait until healthy
 #   scripts/solana-validator.sh stop             stop it (SIGTERM; `kill` for SIGKILL)
 #   scripts/solana-validator.sh kill             SIGKILL it (the ledger stays)
-#   scripts/solana-validator.sh path             print the binary's path (exit 1 if not built)
+#   scripts/solana-validator.sh path             print the binary's path (exit 1 if it or the program is not built)
+#   scripts/solana-validator.sh assemble         (re)assemble only the program
 #
 # Environment: KLINECAST_VALIDATOR_CACHE (default ~/.cache/klinecast/agave-3.1.12),
 # KLINECAST_VALIDATOR_LEDGER (default $cache/ledger), KLINECAST_VALIDATOR_RPC_PORT (8899).
@@ -43,18 +44,20 @@ build() {
 # the number of accounts (u64, 0) at 0, the instruction data's length at 8 and
 # the data at 16. It logs that data as one `Program data:` line
 # (sol_log_data takes a slice of byte slices) and returns 0. With any account
-# passed it returns an error: a failed transaction on demand.
+# passed it returns an error (custom error 1): a failed transaction on demand.
+# Assembled by the `sbpf` crate's CLI for SBPF v0 (`sbpf build --arch v0
+# --input FILE.s --deploy-dir DIR` writes DIR/FILE.so; the syscall becomes a
+# dynamic relocation that the loader resolves).
 assemble() {
   local work="$CACHE/sbpf-work"
   if ! command -v sbpf >/dev/null && [[ ! -x "$CACHE/bin/sbpf" ]]; then
     say "installing the sbpf assembler $SBPF_VERSION"
-    cargo install sbpf --version "$SBPF_VERSION" --locked --root "$CACHE" >&2
+    CARGO_TARGET_DIR="$CACHE/sbpf-target" cargo install sbpf --version "$SBPF_VERSION" --locked --root "$CACHE" >&2
   fi
-  local sbpf; sbpf="$(command -v sbpf || echo "$CACHE/bin/sbpf")"
+  local sbpf="$CACHE/bin/sbpf"
+  [[ -x "$sbpf" ]] || sbpf="$(command -v sbpf)"
   rm -rf "$work"; mkdir -p "$work"
-  (cd "$work" && "$sbpf" init log_data >/dev/null 2>&1 || true)
-  mkdir -p "$work/log_data/src/log_data"
-  cat >"$work/log_data/src/log_data/log_data.s" <<'ASM'
+  cat >"$work/log_data.s" <<'ASM'
 .globl entrypoint
 entrypoint:
   ldxdw r2, [r1+0]        # number of accounts
@@ -65,7 +68,7 @@ entrypoint:
   stxdw [r10-16], r4      # one slice {ptr, len} on the stack
   stxdw [r10-8], r3
   mov64 r1, r10
-  sub64 r1, 16
+  sub64 r1, 16            # r1 = the slice array, r2 = its length
   mov64 r2, 1
   call sol_log_data
   mov64 r0, 0
@@ -74,8 +77,9 @@ fail:
   mov64 r0, 1
   exit
 ASM
-  (cd "$work/log_data" && "$sbpf" build --arch v0 >&2)
-  cp "$work/log_data/deploy/log_data.so" "$PROGRAM"
+  "$sbpf" build --arch v0 --input "$work/log_data.s" --deploy-dir "$work/deploy" >&2
+  cp "$work/deploy/log_data.so" "$PROGRAM.tmp"
+  mv "$PROGRAM.tmp" "$PROGRAM"
   say "program assembled: $PROGRAM"
 }
 
@@ -124,6 +128,7 @@ case "${1:-}" in
   start) shift; start "$@" ;;
   stop) stop_quietly TERM ;;
   kill) stop_quietly KILL ;;
-  path) [[ -x "$BIN" ]] && echo "$BIN" ;;
-  *) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
+  assemble) mkdir -p "$CACHE"; assemble ;;
+  path) [[ -x "$BIN" && -f "$PROGRAM" ]] && echo "$BIN" ;;
+  *) sed -n '2,18p' "$0" | sed 's/^# \{0,1\}//'; exit 2 ;;
 esac

@@ -93,7 +93,13 @@ fn run_ingest(args: IngestArgs, shutdown: Shutdown, metrics: Arc<IngestMetrics>)
         SourceConfig::Replay(_) => restore::Restored::default(),
     };
     let source = match source_config {
-        SourceConfig::Mock(config) => Source::Mock(Box::new(MockSource::new(config))),
+        SourceConfig::Mock(config) => {
+            let source = MockSource::new(config);
+            if let Some(schedule) = source.schedule() {
+                let _ = metrics.source.set(schedule);
+            }
+            Source::Mock(Box::new(source))
+        }
         SourceConfig::Replay(config) => Source::Replay(
             ReplaySource::open(&config)
                 .with_context(|| format!("cannot open replay file {}", config.path.display()))?,

@@ -241,8 +241,9 @@ pub struct LoadgenPlan {
     pub subscribe: String,
     /// `--cores`.
     pub cores: String,
-    /// `--expected-interval` (coordinated-omission correction), if any.
-    pub expected_interval: Option<Duration>,
+    /// `--schedule START_NS:RATE` (latency from each update's intended
+    /// time), if any.
+    pub schedule: Option<String>,
     /// Further arguments (`--protocol`, `--format`).
     pub extra_args: Vec<String>,
 }
@@ -267,8 +268,8 @@ impl LoadgenPlan {
             "--cores".into(),
             self.cores.clone(),
         ];
-        if let Some(interval) = self.expected_interval {
-            args.extend(["--expected-interval".into(), format!("{}us", interval.as_micros())]);
+        if let Some(schedule) = &self.schedule {
+            args.extend(["--schedule".into(), schedule.clone()]);
         }
         args.extend(self.extra_args.iter().cloned());
         args.extend(["--summary".into(), summary.display().to_string()]);

@@ -401,7 +401,12 @@ impl Ingest {
     /// Moves the clock and flushes coalesced changes when due.
     fn tick(&mut self, clock: ClockKind, source: &Source, next_flush: &mut Instant) {
         match clock {
-            ClockKind::Wall => self.agg.advance_clock(unix_now_s(), &mut self.out),
+            ClockKind::Wall => {
+                // A scheduled mock holds the clock at its next trade's second.
+                let now = unix_now_s();
+                let held = source.hold_clock_at().map_or(now, |t| now.min(t));
+                self.agg.advance_clock(held, &mut self.out);
+            }
             ClockKind::Live => {
                 let now = unix_now_s() - source.close_delay_s();
                 // Not past a trade the source or a lookup still holds back.

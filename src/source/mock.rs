@@ -2,7 +2,17 @@
 //! (new curves start at 30 SOL / 1,073,000,000 tokens of virtual reserves)
 //! traded by random buys and sells at a fixed rate. Deterministic for a seed,
 //! except for timestamps, which are wall-clock.
+//!
+//! At a fixed rate the mock is an open-loop schedule: trade `k` (from 1) is
+//! meant to happen at the schedule's start plus `k / rate`, whenever it is
+//! actually handed out (a stalled ingest catches up). Each trade is stamped
+//! with the second of that intended time and carries `k` in its position's
+//! signature field (the mock has no signatures), so every update names the
+//! trade that made it, and a latency measurement takes its intended time
+//! from the schedule ([`MockSchedule`], on `/metrics`) instead of from when
+//! the update happened to be produced.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use rand::rngs::StdRng;
@@ -93,6 +103,34 @@ impl Curve {
     }
 }
 
+/// The schedule of a mock at a fixed rate, for `/metrics`: trade `k` is
+/// meant to happen at `start_ns + k * 1e9 / rate_per_s`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MockSchedule {
+    /// Wall clock of the schedule's start, unix ns.
+    pub start_ns: u64,
+    /// Trades per second.
+    pub rate_per_s: u64,
+}
+
+impl MockSchedule {
+    /// Intended time of trade `k` (from 1), unix ns.
+    pub fn intended_ns(&self, k: u64) -> u64 {
+        let offset = u128::from(k) * 1_000_000_000 / u128::from(self.rate_per_s.max(1));
+        self.start_ns.saturating_add(offset as u64)
+    }
+}
+
+impl crate::ingest::metrics::RenderMetrics for MockSchedule {
+    fn render(&self, out: &mut String) {
+        use crate::ingest::metrics::sample;
+        let help =
+            "Mock source: wall clock (unix ns) its trade schedule starts at; trade k is meant for start + k/rate";
+        sample(out, "klinecast_mock_schedule_start_ns", help, "gauge", self.start_ns);
+        sample(out, "klinecast_mock_rate_per_s", "Mock source: trades per second", "gauge", self.rate_per_s);
+    }
+}
+
 /// Generates binary TradeEvents at a fixed rate.
 pub struct MockSource {
     config: MockConfig,
@@ -101,6 +139,8 @@ pub struct MockSource {
     /// When generation started; the rate is kept against it, so a slow
     /// consumer catches up instead of drifting.
     started: Instant,
+    /// `started` on the wall clock, unix ns.
+    started_ns: u64,
     /// Events handed out so far.
     generated: u64,
 }
@@ -110,7 +150,25 @@ impl MockSource {
     pub fn new(config: MockConfig) -> Self {
         let mut rng = StdRng::seed_from_u64(config.seed);
         let curves = (0..config.mints.max(1)).map(|_| Curve::new(random_key(&mut rng))).collect();
-        Self { config, rng, curves, started: Instant::now(), generated: 0 }
+        let started_ns = SystemTime::now().duration_since(UNIX_EPOCH).map_or(0, |d| d.as_nanos() as u64);
+        Self { config, rng, curves, started: Instant::now(), started_ns, generated: 0 }
+    }
+
+    /// The second of the next trade's intended time (at a fixed rate): bars
+    /// close when the schedule passes their end, so a trade handed out late
+    /// after a stall still lands in its own bar instead of being late.
+    pub fn hold_clock_at(&self) -> Option<i64> {
+        self.fixed_rate().map(|s| (s.intended_ns(self.generated + 1) / 1_000_000_000) as i64)
+    }
+
+    /// The schedule, at a fixed rate (none when flat out), for `/metrics`.
+    pub fn schedule(&self) -> Option<Arc<MockSchedule>> {
+        self.fixed_rate().map(Arc::new)
+    }
+
+    fn fixed_rate(&self) -> Option<MockSchedule> {
+        (self.config.rate_per_s > 0)
+            .then_some(MockSchedule { start_ns: self.started_ns, rate_per_s: self.config.rate_per_s })
     }
 
     /// The mints traded, in order.
@@ -129,14 +187,17 @@ impl MockSource {
         if due == 0 {
             return Filled::Idle(self.until_next());
         }
-        let timestamp = unix_now_s();
-        for _ in 0..due {
+        let schedule = self.fixed_rate();
+        let now_s = unix_now_s();
+        for k in self.generated + 1..=self.generated + due {
+            // The intended second, or the wall clock's when flat out.
+            let timestamp = schedule.map_or(now_s, |s| (s.intended_ns(k) / 1_000_000_000) as i64);
             let event = self.next_event(timestamp);
-            on_record(Record {
-                program: Some(Program::PumpFun),
-                bytes: &event.encode(),
-                position: Position::default(),
-            });
+            let position = match schedule {
+                Some(_) => Position { signature: k, ..Position::default() },
+                None => Position::default(),
+            };
+            on_record(Record { program: Some(Program::PumpFun), bytes: &event.encode(), position });
         }
         self.generated += due;
         Filled::Records(due as usize)
@@ -250,6 +311,23 @@ mod tests {
             assert!(price > 2.0e-8 && price < 1.0e-6, "price {price}");
         }
         assert!(events.iter().any(|e| !e.is_buy));
+    }
+
+    #[test]
+    fn each_trade_names_its_place_in_the_schedule_and_its_intended_second() {
+        let mut source = MockSource::new(MockConfig { mints: 1, rate_per_s: 1_000_000, seed: 1 });
+        let schedule = source.schedule().unwrap();
+        assert_eq!(schedule.intended_ns(1_000_000), schedule.start_ns + 1_000_000_000);
+        std::thread::sleep(Duration::from_millis(5));
+        let mut seen = Vec::new();
+        source.fill(10, |r| seen.push((r.position, TradeEvent::decode(r.bytes).unwrap().timestamp)));
+        assert_eq!(seen.len(), 10);
+        for (i, (position, ts)) in seen.iter().enumerate() {
+            let k = i as u64 + 1;
+            assert_eq!((position.slot, position.signature), (0, k));
+            assert_eq!(*ts, (schedule.intended_ns(k) / 1_000_000_000) as i64);
+        }
+        assert!(MockSource::new(MockConfig { rate_per_s: 0, ..MockConfig::default() }).schedule().is_none());
     }
 
     #[test]

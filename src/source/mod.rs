@@ -167,7 +167,8 @@ impl Source {
     pub fn hold_clock_at(&self) -> Option<i64> {
         match self {
             Self::Solana(s) => s.hold_clock_at(),
-            _ => None,
+            Self::Mock(s) => s.hold_clock_at(),
+            Self::Replay(_) => None,
         }
     }
 
