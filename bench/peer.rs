@@ -1,7 +1,10 @@
-//! SPEC §7 rows "against Centrifugo" and "fan-out": klinecast's shared-mode
-//! gateway next to Centrifugo (a widely used Go real-time server) on the
-//! same feed, the same clients, the same core, in the same run, one server
-//! at a time.
+//! SPEC §7 rows "against Centrifugo", "fan-out vs the floor" and "fan-out":
+//! klinecast's shared-mode gateway next to Centrifugo (a widely used Go
+//! real-time server) and next to the floor (`klinecast-floor`,
+//! `bench/floor.rs`: one pre-encoded frame per update written to every
+//! socket with a plain `send` loop, `writev`, one io_uring batch, or
+//! io_uring with SQPOLL, and nothing else) on the same feed, the same
+//! clients, the same core, in the same run, one server at a time.
 //!
 //! - Centrifugo is the release the SPEC names, built from the Go module
 //!   proxy by `scripts/bench.sh peer` into `target/peer/` and handed over in
@@ -90,21 +93,57 @@ const BAR_HOP_P99_MS: f64 = 0.5;
 /// Names of the rows in SPEC §7.
 const ROW_PEER: &str = "against Centrifugo";
 const ROW_FANOUT: &str = "fan-out";
+const ROW_FLOOR: &str = "fan-out vs the floor";
+/// SPEC §7 bars against the floor: CPU per delivered frame ...
+const BAR_FLOOR_CPU_BINARY: f64 = 1.15;
+const BAR_FLOOR_CPU_JSON: f64 = 1.3;
+/// ... and the p99 of one update to 10,000 clients.
+const BAR_FLOOR_P99: f64 = 1.2;
 
-/// The two servers.
+/// The servers.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
 enum Server {
     Klinecast,
     Centrifugo,
+    /// The floor, with how it writes (`klinecast-floor --mode`).
+    Floor(FloorMode),
 }
+
+/// `klinecast-floor --mode`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+enum FloorMode {
+    Send,
+    Writev,
+    Uring,
+    Sqpoll,
+}
+
+/// Every server, in the order each case runs them.
+const SERVERS: [Server; 6] = [
+    Server::Klinecast,
+    Server::Centrifugo,
+    Server::Floor(FloorMode::Send),
+    Server::Floor(FloorMode::Writev),
+    Server::Floor(FloorMode::Uring),
+    Server::Floor(FloorMode::Sqpoll),
+];
 
 impl Server {
     fn name(self) -> &'static str {
         match self {
             Server::Klinecast => "klinecast",
             Server::Centrifugo => "centrifugo",
+            Server::Floor(FloorMode::Send) => "floor-send",
+            Server::Floor(FloorMode::Writev) => "floor-writev",
+            Server::Floor(FloorMode::Uring) => "floor-uring",
+            Server::Floor(FloorMode::Sqpoll) => "floor-sqpoll",
         }
+    }
+
+    fn is_floor(self) -> bool {
+        matches!(self, Server::Floor(_))
     }
 }
 
@@ -169,7 +208,7 @@ fn main() -> Res<()> {
     let mut runs = Vec::new();
     for &(clients, rate) in &CASES {
         for format in ["binary", "json"] {
-            for server in [Server::Klinecast, Server::Centrifugo] {
+            for server in SERVERS {
                 if !selection.wants(server, format, (clients, rate)) {
                     continue;
                 }
@@ -187,7 +226,7 @@ fn main() -> Res<()> {
     let rows = rows(&runs, hop);
     let result = json!({
         "bench": "peer",
-        "spec_rows": [ROW_PEER, ROW_FANOUT],
+        "spec_rows": [ROW_PEER, ROW_FLOOR, ROW_FANOUT],
         "measured_at_unix_s": common::unix_now_s(),
         "centrifugo_version": version,
         "loadavg_start": load_start,
@@ -355,6 +394,11 @@ impl Case {
         format!("{}-{}-{}x{}", self.server.name(), self.format, self.clients, self.rate)
     }
 
+    /// The client protocol the server speaks (the floor speaks klinecast's).
+    fn protocol(&self) -> &'static str {
+        if self.server == Server::Centrifugo { "centrifugo" } else { "klinecast" }
+    }
+
     /// The run, or what it got to before it failed (`error` set).
     fn run(&self, brokers: &str, centrifugo: &str, feed: &[Bar]) -> Run {
         let topic = format!("klinecast-bench-peer-{}-{}", self.label(), self.stamp);
@@ -428,7 +472,7 @@ impl Case {
             subscribe: "sub-1s".into(),
             cores: CLIENT_CORE.into(),
             schedule: None,
-            extra_args: vec!["--protocol".into(), self.server.name().into(), "--format".into(), format_arg.into()],
+            extra_args: vec!["--protocol".into(), self.protocol().into(), "--format".into(), format_arg.into()],
         };
         run.loadgen_command =
             procs::command_line("target/release/klinecast-loadgen", &plan.args(Path::new("<summary>")));
@@ -507,6 +551,17 @@ impl Case {
                     "--windows", "1s", "--fanout", "shared", "--push-interval", "0", "--shards", "1",
                     "--cores", SERVER_CORE, "--max-connections", "100000", "--max-connections-per-ip", "100000",
                     "--ping-interval", PING_INTERVAL,
+                ].map(String::from));
+                "/healthz"
+            }
+            Server::Floor(_) => {
+                args.push(procs::FLOOR.into());
+                let mode = self.server.name().trim_start_matches("floor-");
+                let format = if self.format == "json" { "json" } else { "binary" };
+                #[rustfmt::skip]
+                args.extend([
+                    "--brokers", brokers, "--topic", topic, "--listen", &format!("127.0.0.1:{port}"),
+                    "--mode", mode, "--format", format,
                 ].map(String::from));
                 "/healthz"
             }
@@ -609,6 +664,36 @@ fn ratio(
     (c > 0.0).then_some(k / c)
 }
 
+/// The floor run of a case and format with the least CPU per frame.
+fn best_floor<'a>(runs: &'a [Run], format: &str, (clients, rate): (usize, u32)) -> Option<&'a Run> {
+    runs.iter()
+        .filter(|r| r.server.is_floor() && r.format == format && r.clients == clients && r.rate_per_s == rate)
+        .filter(|r| r.error.is_none() && r.cpu_s_per_million_frames.is_some())
+        .min_by(|a, b| {
+            a.cpu_s_per_million_frames.partial_cmp(&b.cpu_s_per_million_frames).unwrap_or(std::cmp::Ordering::Equal)
+        })
+}
+
+/// klinecast ÷ the best floor of `value`, where both ran.
+fn over_floor(runs: &[Run], format: &str, case: (usize, u32), value: impl Fn(&Run) -> Option<f64>) -> Option<f64> {
+    let k = find(runs, Server::Klinecast, format, case.0, case.1).filter(|r| r.error.is_none()).and_then(&value)?;
+    let f = value(best_floor(runs, format, case)?)?;
+    (f > 0.0).then_some(k / f)
+}
+
+/// Worst klinecast ÷ floor over the cases (None if one is missing).
+fn worst_over_floor(runs: &[Run], format: &str, value: impl Fn(&Run) -> Option<f64> + Copy) -> Option<f64> {
+    CASES.iter().map(|&c| over_floor(runs, format, c, value)).try_fold(0.0f64, |w, r| r.map(|r| w.max(r)))
+}
+
+fn fmt_times(x: Option<f64>) -> String {
+    x.map_or("–".into(), |x| format!("{x:.2}×"))
+}
+
+fn p99(r: &Run) -> Option<f64> {
+    (r.latency_p99_ms > 0.0).then_some(r.latency_p99_ms)
+}
+
 fn cpu(r: &Run) -> Option<f64> {
     r.cpu_s_per_million_frames
 }
@@ -665,6 +750,20 @@ fn rows(runs: &[Run], hop: Option<f64>) -> String {
         verdict(mem_ok),
         verdict(delivery_ok),
     );
+    let (floor_b, floor_j) = (worst_over_floor(runs, "binary", cpu), worst_over_floor(runs, "json", cpu));
+    let floor_p99 = over_floor(runs, "binary", (10_000, 2), p99);
+    out += &format!(
+        "| {ROW_FLOOR} | CPU per delivered frame ≤ 1.15× the floor's (binary), ≤ 1.3× (JSON); one update to 10,000 \
+         clients: p99 ≤ 1.2× the floor's | worst case over the four cases: {} binary, {} JSON; one update to 10,000 \
+         clients: p99 {} the floor's | `klinecast-floor` in the same run (the cheapest of `send`, `writev`, io_uring, \
+         SQPOLL per case) | CPU binary {}, CPU JSON {}, one update {} |\n",
+        fmt_times(floor_b),
+        fmt_times(floor_j),
+        fmt_times(floor_p99),
+        verdict(floor_b.is_some_and(|r| r <= BAR_FLOOR_CPU_BINARY)),
+        verdict(floor_j.is_some_and(|r| r <= BAR_FLOOR_CPU_JSON)),
+        verdict(floor_p99.is_some_and(|r| r <= BAR_FLOOR_P99)),
+    );
     let fan = fanout(runs);
     let fan_ok = fan.is_some_and(|r| r.latency_p99_ms <= BAR_FANOUT_P99_MS && r.delivered_pct >= 100.0);
     let hop_ok = hop.is_some_and(|h| h <= BAR_HOP_P99_MS);
@@ -692,7 +791,7 @@ fn section(
     hop: Option<f64>,
 ) -> String {
     let mut md = format!(
-        "## klinecast next to Centrifugo (`cargo bench --bench peer`)\n\n\
+        "## klinecast next to Centrifugo and the floor (`cargo bench --bench peer`)\n\n\
          {version}, built by `scripts/bench.sh peer` with `go install \
          github.com/centrifugal/centrifugo/v6@v6.9.1`. Broker {brokers}. Per run: a fresh topic, the server alone on \
          core {SERVER_CORE} (`taskset -c {SERVER_CORE}`), the clients (`klinecast-loadgen`, one executor) on core \
@@ -700,8 +799,9 @@ fn section(
          series, then the feed sends {}s of updates at the case's rate and the clients get {}s more. Load average \
          (1/5/15 min) {} at start, {} at end.\n\n\
          | clients × updates/s | format | server | delivered | server CPU-s per M frames (user / kernel µs per frame) | \
-         KiB RSS per connection | latency p50 / p99 / max ms | klinecast ÷ Centrifugo: CPU, memory | load before → after |\n\
-         | --- | --- | --- | ---: | ---: | ---: | --- | --- | --- |\n",
+         KiB RSS per connection | latency p50 / p99 / max ms | klinecast ÷ Centrifugo: CPU, memory | klinecast ÷ best \
+         floor: CPU, p99 | load before → after |\n\
+         | --- | --- | --- | ---: | ---: | ---: | --- | --- | --- | --- |\n",
         feed_time.as_secs(),
         DRAIN.as_secs(),
         load[0],
@@ -709,23 +809,30 @@ fn section(
     );
     for &(clients, rate) in &CASES {
         for format in ["binary", "json"] {
-            for server in [Server::Klinecast, Server::Centrifugo] {
+            for server in SERVERS {
                 let Some(r) = find(runs, server, format, clients, rate) else { continue };
-                let ratios = if server == Server::Klinecast {
-                    format!(
-                        "{}, {}",
-                        fmt_ratio(ratio(runs, format, (clients, rate), cpu)),
-                        fmt_ratio(ratio(runs, format, (clients, rate), memory))
+                let (ratios, floor) = if server == Server::Klinecast {
+                    (
+                        format!(
+                            "{}, {}",
+                            fmt_ratio(ratio(runs, format, (clients, rate), cpu)),
+                            fmt_ratio(ratio(runs, format, (clients, rate), memory))
+                        ),
+                        format!(
+                            "{}, {}",
+                            fmt_times(over_floor(runs, format, (clients, rate), cpu)),
+                            fmt_times(over_floor(runs, format, (clients, rate), p99))
+                        ),
                     )
                 } else {
-                    String::new()
+                    (String::new(), String::new())
                 };
                 let delivered = match &r.error {
                     Some(e) => format!("failed: {}", e.replace('\n', " ").chars().take(120).collect::<String>()),
                     None => format!("{} of {} ({:.2} %)", r.bars, r.updates_sent * clients as u64, r.delivered_pct),
                 };
                 md += &format!(
-                    "| {clients} × {rate} | {format} | {} | {delivered} | {} | {:.2} | {:.1} / {:.1} / {:.1} | {ratios} | {} → {} |\n",
+                    "| {clients} × {rate} | {format} | {} | {delivered} | {} | {:.2} | {:.1} / {:.1} / {:.1} | {ratios} | {floor} | {} → {} |\n",
                     server.name(),
                     r.cpu_s_per_million_frames.map_or("–".into(), |c| format!(
                         "{c:.2} ({:.2} / {:.2})",
@@ -756,6 +863,26 @@ fn section(
 
 fn verdicts(runs: &[Run], hop: Option<f64>) -> String {
     let mut md = "\n### Verdicts\n\n".to_owned();
+    for (format, bar) in [("binary", BAR_FLOOR_CPU_BINARY), ("json", BAR_FLOOR_CPU_JSON)] {
+        let per_case: Vec<String> = CASES
+            .iter()
+            .map(|&c| {
+                let floor = best_floor(runs, format, c).map_or("–", |r| r.server.name());
+                format!("{} × {}: {} ({floor})", c.0, c.1, fmt_times(over_floor(runs, format, c, cpu)))
+            })
+            .collect();
+        md += &format!(
+            "- server CPU per delivered frame against the floor, {format} (bar ≤ {bar}×): {} → {}\n",
+            per_case.join("; "),
+            verdict(worst_over_floor(runs, format, cpu).is_some_and(|w| w <= bar))
+        );
+    }
+    let one = over_floor(runs, "binary", (10_000, 2), p99);
+    md += &format!(
+        "- one update to 10,000 clients, p99 against the floor's (bar ≤ {BAR_FLOOR_P99}×): {} → {}\n",
+        fmt_times(one),
+        verdict(one.is_some_and(|r| r <= BAR_FLOOR_P99))
+    );
     for (format, bar) in [("binary", BAR_CPU_BINARY), ("json", BAR_CPU_JSON)] {
         let per_case: Vec<String> =
             CASES.iter().map(|&c| format!("{} × {}: {}", c.0, c.1, fmt_ratio(ratio(runs, format, c, cpu)))).collect();
@@ -840,6 +967,12 @@ const NOT_EQUAL: &str = "
 - **Other work on the machine**: the machine is shared; the load average before and after each run is in the
   table. Runs of the two servers alternate (klinecast, then Centrifugo, per case and format), so both see the
   same kind of load, but not the same load.
+- **The floor** (`klinecast-floor`) reads the same records with one librdkafka consumer and speaks klinecast's
+  handshake, command and acknowledgement, then keeps nothing per client but the socket: no outbound queue, no
+  conflation, no slow-client policy, no pings, no metrics. Its JSON runs encode the bar's JSON once per update, as
+  klinecast does. A send that would block is finished with blocking writes on that socket (counted in its log as
+  stalls), so it delivers every frame. Its SQPOLL mode's kernel thread is one of its threads and is counted in its
+  CPU. It is the cost any server pays here for the same frames, not a server users could run.
 - **Clients**: the loadgen parses both protocols with its own small decoders (a few hundred ns per update); it runs
   on the core shared with the broker and the feed, so its share of that core is the same for both servers but
   grows with the frame rate, and latency at 100,000 frames/s includes its queueing.

@@ -30,6 +30,9 @@ pub type Res<T> = Result<T, Box<dyn Error>>;
 pub use crate::support::process::KLINECAST;
 /// The load generator built with it.
 pub const LOADGEN: &str = env!("CARGO_BIN_EXE_klinecast-loadgen");
+/// The fan-out floor (`bench/floor.rs`).
+#[allow(dead_code)] // used by the peer benchmark only
+pub const FLOOR: &str = env!("CARGO_BIN_EXE_klinecast-floor");
 /// Broker unless `KLINECAST_BENCH_BROKERS` says otherwise.
 pub const DEFAULT_BROKERS: &str = "127.0.0.1:9092";
 /// Extra time `timeout(1)` allows beyond a process's planned run.
