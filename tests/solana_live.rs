@@ -678,6 +678,42 @@ fn a_trade_of_a_bar_closed_before_a_restart_is_late_not_a_second_bar() {
     check_bars(&closing_bars(&topic, want.len()), &want);
 }
 
+/// What a restart may replay: nothing from before ingest first started. A
+/// coin that traded only before the first start gains no bars when a
+/// restart backfills (the first run's resume slot is the first slot its
+/// stream delivered, not the newest slot less a margin).
+#[test]
+fn a_restart_never_backfills_trades_from_before_the_first_start() {
+    let node = FakeNode::plain();
+    let topic = support::fresh_topic("it-solana-before");
+    let mut feed = Feed::new(&node, 2);
+    // Coin 1 trades before any ingest runs; those trades are not the
+    // service's to count.
+    for _ in 0..3 {
+        feed.publish_trade(&node, 1, now_s(), false, How::Streamed);
+    }
+    feed.trades.clear();
+    let first = Ingest::start(&node, &topic, &[]);
+    assert!(subscribed(&node, 1), "{}", first.log());
+    for _ in 0..4 {
+        feed.publish_trade(&node, 0, now_s(), false, How::Streamed);
+    }
+    let applied = feed.trades.len() as f64;
+    let done = || {
+        first.metric("klinecast_ingest_trades_applied_total") >= applied
+            && first.metric("klinecast_ingest_producer_queue") == 0.0
+    };
+    assert!(fake_rpc::wait_until(WAIT, done), "{}", first.log());
+    first.kill();
+    let second = Ingest::start(&node, &topic, &[]);
+    assert!(fake_rpc::wait_until(WAIT, || node.subscriptions_made() >= 4), "{}", second.log());
+    feed.publish_trade(&node, 0, now_s(), false, How::Streamed);
+    feed.wait_closed();
+    let want = reference(&feed.trades);
+    check_bars(&closing_bars(&topic, want.len()), &want);
+    assert!(second.log().contains("resuming"), "{}", second.log());
+}
+
 #[test]
 fn bad_input_from_the_node_is_counted_and_skipped() {
     let node = FakeNode::plain();
