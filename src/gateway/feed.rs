@@ -1,7 +1,7 @@
 //! The shard's own reader of the topic: one Kafka consumer per shard over
 //! every partition. It keeps, per (mint, window), a bounded ring of recent
-//! closing bars (for `hist-<w> n` in shared mode and `/api/klines` in both
-//! modes) and the mints seen (for `/api/mints`). At start it reads each
+//! closing bars (for `hist-<w> n` in shared mode; `/api/klines` pages come
+//! from the history store) and the mints seen (for `/api/mints`). At start it reads each
 //! partition back from a bounded look-back so a fresh gateway can serve
 //! history; those old messages fill the rings but are never pushed to
 //! clients as live updates. Live bars go to whoever drains the feed
@@ -28,8 +28,8 @@ use crate::codec::trade::Pubkey;
 use crate::kafka::topic::widest_window;
 use crate::kafka::{KafkaConfig, Reader, reader};
 
-/// Closing bars kept per (mint, window); older ones are dropped. Also the
-/// largest `limit` of `/api/klines`.
+/// Closing bars kept per (mint, window) (`hist-<w> n` in shared mode);
+/// older ones are dropped.
 pub const HISTORY_BARS: usize = 1000;
 /// (mint, window) series tracked per shard; bars of further series are not
 /// kept (counted), so memory stays bounded (≈ 128 B × bars kept).
@@ -75,11 +75,7 @@ pub struct Feed {
     consumer: Arc<Reader>,
     /// Partition → first offset that is live.
     live_from: HashMap<i32, i64>,
-    /// Partitions still being read back (history incomplete until empty).
-    backfilling: RefCell<Vec<i32>>,
     series: RefCell<HashMap<(Pubkey, u32), Series>>,
-    /// Series refused at [`MAX_SERIES`].
-    pub refused_series: std::cell::Cell<u64>,
     /// Every recent update, for resumes.
     recent: RefCell<Recent>,
     /// Partition → the next offset this feed will read (a resuming
@@ -108,15 +104,13 @@ impl Feed {
         let recent = Recent::new(resume_updates, now_ns.saturating_sub(shortest_s * 1_000_000_000));
         let arrivals = arrivals.clone();
         let assigned = workers.run(move || assign_from(&config, &group, &topic, &starts, &arrivals)).await??;
-        let (consumer, live_from, backfilling, starts) = assigned;
+        let (consumer, live_from, starts) = assigned;
         let read_to = RefCell::new(starts);
         Ok(Self {
             recent: RefCell::new(recent),
             consumer: Arc::new(consumer),
             live_from,
-            backfilling: RefCell::new(backfilling),
             series: RefCell::new(HashMap::new()),
-            refused_series: std::cell::Cell::new(0),
             read_to,
         })
     }
@@ -163,7 +157,7 @@ impl Feed {
                 continue;
             };
             self.recent.borrow_mut().record(payload, bar);
-            self.record(bar);
+            self.record(bar, metrics);
             if phase == Phase::Live {
                 live(payload, bar);
             }
@@ -171,24 +165,15 @@ impl Feed {
         read
     }
 
-    /// Whether a message is live or read back; notes when a partition's
-    /// read-back is complete.
+    /// Whether a message is live or read back.
     fn phase(&self, message: &BorrowedMessage<'_>) -> Phase {
-        let (partition, offset) = (message.partition(), message.offset());
-        let from = self.live_from.get(&partition).copied().unwrap_or_default();
-        if offset + 1 >= from {
-            self.backfilling.borrow_mut().retain(|&p| p != partition);
-        }
-        if offset < from { Phase::Backfill } else { Phase::Live }
+        let from = self.live_from.get(&message.partition()).copied().unwrap_or_default();
+        if message.offset() < from { Phase::Backfill } else { Phase::Live }
     }
 
-    /// Whether the history read back at start is complete.
-    pub fn history_ready(&self) -> bool {
-        self.backfilling.borrow().is_empty()
-    }
-
-    /// Records a bar update.
-    fn record(&self, bar: &ArchivedBar) {
+    /// Records a bar update (a series beyond [`MAX_SERIES`] is counted, not
+    /// kept).
+    fn record(&self, bar: &ArchivedBar, metrics: &Metrics) {
         let mut series = self.series.borrow_mut();
         let key = (bar.mint, bar.window_s.to_native());
         let len = series.len();
@@ -196,7 +181,7 @@ impl Feed {
             Some(entry) => entry,
             None if len < MAX_SERIES => series.entry(key).or_default(),
             None => {
-                self.refused_series.set(self.refused_series.get() + 1);
+                Metrics::inc(&metrics.series_refused);
                 return;
             }
         };
@@ -211,16 +196,6 @@ impl Feed {
             entry.closed.push_back(bar);
         }
         entry.latest = Some(bar);
-    }
-
-    /// Closing bars of one series with `open_time` in `[from_s, to_s]`, the
-    /// last `limit`, oldest first.
-    pub fn klines(&self, mint: &Pubkey, window_s: u32, from_s: i64, to_s: i64, limit: usize) -> Vec<Bar> {
-        let series = self.series.borrow();
-        let Some(entry) = series.get(&(*mint, window_s)) else { return Vec::new() };
-        let in_range: Vec<Bar> =
-            entry.closed.iter().filter(|b| b.open_time_s >= from_s && b.open_time_s <= to_s).copied().collect();
-        in_range[in_range.len().saturating_sub(limit)..].to_vec()
     }
 
     /// The last `count` closing bars of a window, of one mint or of all
@@ -270,9 +245,9 @@ fn partition_lookbacks(windows: &[u32], partitions: i32, lookback: Duration) -> 
         .collect()
 }
 
-/// A feed consumer, each partition's first live offset, the partitions
-/// that have history to read back, and where each starts.
-type Assigned = (Reader, HashMap<i32, i64>, Vec<i32>, HashMap<i32, i64>);
+/// A feed consumer, each partition's first live offset, and where each
+/// partition's read-back starts.
+type Assigned = (Reader, HashMap<i32, i64>, HashMap<i32, i64>);
 
 /// Blocking: creates the consumer and assigns each partition at the first
 /// offset of its look-back. Returns it with each partition's end offset.
@@ -295,9 +270,8 @@ fn assign_from(
     }
     consumer.assign(&starts)?;
     let live_from = spans.iter().map(|s| (s.partition, s.end)).collect();
-    let backfilling = spans.iter().filter(|s| !s.is_empty()).map(|s| s.partition).collect();
     let starts = spans.iter().map(|s| (s.partition, s.start)).collect();
-    Ok((consumer, live_from, backfilling, starts))
+    Ok((consumer, live_from, starts))
 }
 
 #[cfg(test)]

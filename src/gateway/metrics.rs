@@ -46,6 +46,9 @@ pub struct Metrics {
     pub slow_closes: AtomicU64,
     /// Largest outbound queue of any connection so far, bytes.
     pub outbound_peak_bytes: AtomicU64,
+    /// (mint, window) series a shard's feed did not keep recent bars of
+    /// (over its bound): `hist-<w> n` has nothing for them.
+    pub series_refused: AtomicU64,
 }
 
 impl Metrics {
@@ -67,7 +70,7 @@ impl Metrics {
             ("klinecast_websockets", "Open WebSocket sessions", &self.websockets),
             ("klinecast_kafka_consumers", "Kafka consumers alive", &self.consumers),
         ];
-        let counters: [(&str, &str, &AtomicU64); 15] = [
+        let counters: [(&str, &str, &AtomicU64); 16] = [
             ("klinecast_connections_accepted_total", "Connections accepted", &self.accepted),
             ("klinecast_connections_refused_total", "Connections refused at a limit", &self.refused),
             ("klinecast_http_requests_total", "HTTP requests answered", &self.http_requests),
@@ -83,6 +86,11 @@ impl Metrics {
             ("klinecast_conflated_updates_total", "Queued updates superseded for slow clients", &self.conflated),
             ("klinecast_slow_client_closes_total", "Sessions closed over the outbound limit", &self.slow_closes),
             ("klinecast_outbound_peak_bytes", "Largest outbound queue of one connection", &self.outbound_peak_bytes),
+            (
+                "klinecast_feed_series_refused_total",
+                "Bar updates of series over a shard feed's bound (no recent bars kept)",
+                &self.series_refused,
+            ),
         ];
         let mut out = String::new();
         for (name, help, value) in gauges {

@@ -649,28 +649,19 @@ mod tests {
         assert!(value["error"].as_str().unwrap_or_default().starts_with("unknown command"));
     }
 
-    /// Deterministic 64-bit LCG (Knuth's MMIX constants).
-    struct Lcg(u64);
-
-    impl Lcg {
-        fn next(&mut self) -> u64 {
-            self.0 = self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
-            self.0 >> 33
-        }
-    }
-
     #[test]
     fn random_input_never_panics_and_replies_are_json() {
         const PIECES: &[&str] =
             &["sub", "unsub", "hist", "ping", "-", "_", "5m", "1s", "1h", " ", "\"", "30", "é", "\\", "\0"];
-        let mut rng = Lcg(42);
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(42);
         for round in 0..20_000 {
-            let len = (rng.next() % 300) as usize;
+            let len = (rng.next_u64() % 300) as usize;
             let text = if round % 2 == 0 {
-                let bytes: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+                let bytes: Vec<u8> = (0..len).map(|_| rng.next_u64() as u8).collect();
                 String::from_utf8_lossy(&bytes).into_owned()
             } else {
-                (0..len % 12).map(|_| PIECES[rng.next() as usize % PIECES.len()]).collect()
+                (0..len % 12).map(|_| PIECES[rng.next_u64() as usize % PIECES.len()]).collect()
             };
             let reply = match parse_command(&text, WINDOWS) {
                 Ok(command) => ack_json(&command),

@@ -407,22 +407,13 @@ mod tests {
         assert!(matches!(decoder.next(&mut masked), Err(FrameError::Protocol(_))), "a server never masks");
     }
 
-    /// Deterministic 64-bit LCG (Knuth's MMIX constants).
-    struct Lcg(u64);
-
-    impl Lcg {
-        fn next(&mut self) -> u64 {
-            self.0 = self.0.wrapping_mul(6_364_136_223_846_793_005).wrapping_add(1_442_695_040_888_963_407);
-            self.0 >> 33
-        }
-    }
-
     #[test]
     fn random_bytes_never_panic_and_stay_bounded() {
-        let mut rng = Lcg(7);
+        use rand::{Rng, SeedableRng};
+        let mut rng = rand::rngs::StdRng::seed_from_u64(7);
         for _ in 0..20_000 {
-            let len = (rng.next() % 64) as usize;
-            let mut buf: Vec<u8> = (0..len).map(|_| rng.next() as u8).collect();
+            let len = (rng.next_u64() % 64) as usize;
+            let mut buf: Vec<u8> = (0..len).map(|_| rng.next_u64() as u8).collect();
             let mut decoder = Decoder::new(256);
             while let Ok(Some(_)) = decoder.next(&mut buf) {}
             assert!(decoder.partial.as_ref().is_none_or(|(_, p)| p.len() <= 256));
