@@ -15,6 +15,14 @@ import { MintPicker } from "./mints.js";
 
 /** The windows the buttons offer, as commands spell them, in seconds. */
 const WINDOWS = { "1s": 1, "1m": 60, "5m": 300, "1h": 3600 };
+/**
+ * How long after the first history answer of a series it is asked once
+ * more: a bar that closed just before the subscription is not in the live
+ * stream, and reaches the history store a moment after it closed (its
+ * writer commits what it reads from Kafka every ~200 ms).
+ */
+const HISTORY_SETTLE_MS = 1500;
+
 /** Closed bars asked of /api/klines when a series is shown, and per older page (deep link: ?limit=). */
 const HISTORY_LIMIT = 500;
 const historyLimit = Math.min(1000, Math.max(1, Number(new URLSearchParams(location.search).get("limit")) || HISTORY_LIMIT));
@@ -189,7 +197,7 @@ function onOpen() {
  * live. Any failure (404 from a gateway without the endpoint, a network
  * error) means "no history": the chart carries on with live frames.
  */
-async function loadHistory() {
+async function loadHistory(settle = false) {
   const { generation, sub, chartMint: mint } = state;
   if (sub === null || mint === null) return; // "auto": loaded once a mint is seen
   state.history = "loading…";
@@ -204,6 +212,12 @@ async function loadHistory() {
     book.merge(candles);
     chart.setData(book.list);
     state.history = `${candles.length} bar${candles.length === 1 ? "" : "s"}`;
+    if (!settle) {
+      // Once more, for a bar that closed just before the subscription.
+      setTimeout(() => {
+        if (generation === state.generation && mint === state.chartMint) loadHistory(true);
+      }, HISTORY_SETTLE_MS);
+    }
   } catch (error) {
     if (generation === state.generation) state.history = `none (${error.message}), live only`;
   }
