@@ -587,10 +587,13 @@ impl SolanaSource {
     }
 
     /// How long after a gap's first listing began its second one starts:
-    /// half the close delay, so what it finds is still on time for its bars
-    /// (the clock is held meanwhile anyway).
+    /// the close delay, the time a trade may take to reach ingest anyway
+    /// (a slot confirmed just after the first listing, by a node that
+    /// registers a new subscription a moment after it answers it, is
+    /// listed by then). The clock is held meanwhile, so what it finds is on
+    /// time for its bars; live updates wait as long, once per reconnect.
     fn settle(&self) -> Duration {
-        self.config.close_delay / 2
+        self.config.close_delay
     }
 
     /// Sends the gap's jobs, hands out what it has ready, and closes it when
