@@ -633,9 +633,9 @@ impl SolanaSource {
         }
         self.metrics.failed_tx.fetch_add(failed, Ordering::Relaxed);
         if second {
-            tracing::info!(found = listed, lost, uptime_s = elapsed.as_secs(), "gap filled (second listing)");
+            tracing::info!(listed, lost, uptime_s = elapsed.as_secs(), "gap filled (second listing)");
         } else {
-            tracing::info!(transactions = listed, lost, uptime_s = elapsed.as_secs(), "gap listed once");
+            tracing::info!(listed, lost, uptime_s = elapsed.as_secs(), "gap listed once");
         }
         self.gap = None;
         self.metrics.backfilling.store(0, Ordering::Relaxed);
