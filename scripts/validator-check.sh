@@ -85,6 +85,9 @@ else
   cargo build --release --locked --quiet
   KLINECAST="$REPO_ROOT/target/release/klinecast"
 fi
+# A copy: both ingest runs use the same binary even if a build replaces it.
+cp "$KLINECAST" "$WORK/klinecast"
+KLINECAST="$WORK/klinecast"
 
 rpc() { # method [params-json] -> result JSON on stdout
   curl -s -m 2 -H 'content-type: application/json' \
@@ -156,7 +159,7 @@ sleep 2
 "$VALIDATOR" kill
 sleep 3
 "$VALIDATOR" start
-phase "    validator back at slot $(rpc getSlot '[{"commitment":"confirmed"}]')"
+phase "    validator back (processed slot $(rpc getSlot '[{"commitment":"processed"}]'))"
 sleep 20
 stop_sender
 
