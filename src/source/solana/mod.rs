@@ -603,8 +603,20 @@ impl SolanaSource {
         let settle = self.settle();
         let Some(gap) = &mut self.gap else { return };
         let dedupe = &self.dedupe;
+        // A second listing also skips what the new stream delivered and
+        // holds (its first slot is listed again, in case it came in part):
+        // those go out after the gap, behind the ones the stream missed,
+        // which ran before them.
+        let held: FxHashSet<u64> = if gap.second && gap.phase() == Phase::Fetching {
+            self.held.iter().filter_map(|h| h.tx.signature.as_ref().map(Position::signature_prefix)).collect()
+        } else {
+            FxHashSet::default()
+        };
         gap.skip_known(|sig| {
-            tx_signature(&sig.signature).is_some_and(|s| dedupe.contains(Position::signature_prefix(&s)))
+            tx_signature(&sig.signature).is_some_and(|s| {
+                let prefix = Position::signature_prefix(&s);
+                dedupe.contains(prefix) || held.contains(&prefix)
+            })
         });
         self.backlog.extend(gap.jobs(window, Instant::now()));
         let mut released = Vec::new();
