@@ -6,6 +6,7 @@ use std::time::Duration;
 use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
 use rdkafka::client::{Client, ClientContext};
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::error::KafkaError;
 use rdkafka::types::RDKafkaErrorCode;
 use rdkafka::util::Timeout;
 
@@ -31,14 +32,33 @@ pub fn widest_window(windows: &[u32], partitions: i32, partition: i32) -> u32 {
     on_partition.map(|(_, &w)| w).max().unwrap_or(1)
 }
 
+/// Times a metadata request answered "partition leader being elected" is
+/// asked again (100 ms apart).
+const LEADER_ELECTION_ATTEMPTS: u32 = 50;
+
+/// Whether a metadata error only means partition leaders are being elected.
+fn electing(code: RDKafkaErrorCode) -> bool {
+    matches!(code, RDKafkaErrorCode::NotLeaderForPartition | RDKafkaErrorCode::LeaderNotAvailable)
+}
+
 /// Number of partitions of `topic`, or `None` if it does not exist.
 pub fn partition_count<C: ClientContext>(
     client: &Client<C>,
     config: &KafkaConfig,
 ) -> Result<Option<i32>, ConnectError> {
-    let metadata = client
-        .fetch_metadata(Some(&config.topic), Timeout::After(METADATA_TIMEOUT))
-        .map_err(|error| ConnectError::unreachable(config, error.to_string()))?;
+    // A topic another process has just created answers "not leader" for a
+    // moment while the broker elects its partitions' leaders (two ingest
+    // processes started together on a new topic): asked again, briefly.
+    let mut attempts = 0;
+    let metadata = loop {
+        match client.fetch_metadata(Some(&config.topic), Timeout::After(METADATA_TIMEOUT)) {
+            Err(KafkaError::MetadataFetch(code)) if electing(code) && attempts < LEADER_ELECTION_ATTEMPTS => {
+                attempts += 1;
+                std::thread::sleep(Duration::from_millis(100));
+            }
+            other => break other.map_err(|error| ConnectError::unreachable(config, error.to_string()))?,
+        }
+    };
     let Some(topic) = metadata.topics().iter().find(|t| t.name() == config.topic) else {
         return Ok(None);
     };
