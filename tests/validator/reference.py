@@ -32,18 +32,10 @@ import struct
 import sys
 from collections import defaultdict
 
+from send import b58  # the sender's base58, for the same mints
+
 FIELDS = ["open", "high", "low", "close", "volume_quote", "volume_tokens", "buy_volume_quote", "trades"]
 REL = 1e-12
-
-
-def b58(raw: bytes) -> str:
-    alphabet = "123456789ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz"
-    n = int.from_bytes(raw, "big")
-    out = ""
-    while n:
-        n, r = divmod(n, 58)
-        out = alphabet[r] + out
-    return "1" * (len(raw) - len(raw.lstrip(b"\0"))) + out
 
 
 def parse_window(w: str) -> int:
