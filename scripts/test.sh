@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # Sets up everything a fresh machine needs (tools, Kafka broker, web assets)
-# and runs every check: formatting, lints, Rust unit and end-to-end tests
+# and runs every check: formatting, import circles, lints, Rust unit and end-to-end tests
 # against the real broker, the JavaScript and Python decoder tests.
 set -euo pipefail
 source "$(dirname "${BASH_SOURCE[0]}")/lib/setup.sh"
@@ -14,6 +14,8 @@ prune_old_topics it-
 
 say "cargo fmt --check"
 cargo fmt --all -- --check
+say "no import circle between files of src/"
+python3 scripts/import-cycles.py src
 say "cargo clippy -D warnings"
 cargo clippy --all-targets --locked -- -D warnings
 say "cargo test"

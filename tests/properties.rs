@@ -372,14 +372,14 @@ proptest! {
 }
 
 // ---------------------------------------------------------------------------
-// protocol::parse_command, ack_json, error_json
+// protocol::parse_command, Reply
 
 /// The JSON reply the gateway would send for `text`.
 fn reply_to(text: &str) -> (Result<Command, CommandError>, String) {
     let parsed = protocol::parse_command(text, WINDOWS);
     let reply = match &parsed {
-        Ok(command) => protocol::ack_json(command),
-        Err(error) => protocol::error_json(error),
+        Ok(command) => protocol::Reply::Ack(command).to_json(),
+        Err(error) => protocol::Reply::Error(&error.to_string()).to_json(),
     };
     (parsed, reply)
 }

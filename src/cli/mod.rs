@@ -2,7 +2,10 @@
 //! the rest of the code trusts; every flag also reads a `KLINECAST_...`
 //! environment variable.
 
+pub mod common;
 pub mod tail;
+
+pub use common::{KafkaArgs, parse_duration};
 
 use std::path::PathBuf;
 use std::str::FromStr;
@@ -17,7 +20,6 @@ use crate::codec::json::parse_mint;
 use crate::gateway::{Fanout, GatewayConfig};
 use crate::ingest::{DEFAULT_MAX_POOLS, IngestConfig, MintShard};
 use crate::kafka::KafkaConfig;
-use crate::kafka::settings::parse_override;
 use crate::source::solana::{Commitment, SolanaConfig, ws_url_for};
 use crate::source::{MockConfig, ReplayConfig};
 
@@ -48,29 +50,6 @@ pub enum Command {
     Gateway(GatewayArgs),
     /// Print bars from Kafka (zero-copy reads), as a table or JSON lines.
     Tail(tail::TailArgs),
-}
-
-/// Where Kafka is.
-#[derive(Debug, Clone, Args)]
-pub struct KafkaArgs {
-    /// Kafka bootstrap servers.
-    #[arg(long, env = "KLINECAST_BROKERS", default_value = "127.0.0.1:9092")]
-    pub brokers: String,
-    /// Topic of the bars.
-    #[arg(long, env = "KLINECAST_TOPIC", default_value = "demo")]
-    pub topic: String,
-    /// Extra librdkafka setting, key=value (TLS, SASL, tuning); repeat or
-    /// comma-separate. Applied after klinecast's own settings.
-    #[arg(long = "kafka-config", env = "KLINECAST_KAFKA_CONFIG", value_name = "KEY=VALUE",
-          value_delimiter = ',', value_parser = parse_override)]
-    pub kafka_config: Vec<(String, String)>,
-}
-
-impl KafkaArgs {
-    /// The validated connection settings.
-    pub fn config(&self) -> KafkaConfig {
-        KafkaConfig { brokers: self.brokers.clone(), topic: self.topic.clone(), overrides: self.kafka_config.clone() }
-    }
 }
 
 /// Where trades come from.
@@ -490,14 +469,6 @@ pub fn read_pool_map(path: &std::path::Path) -> Result<Vec<PoolMints>, String> {
         });
     }
     Ok(pools)
-}
-
-/// Parses a duration: `0`, `50ms`, `1s`, `2m`.
-pub fn parse_duration(text: &str) -> Result<Duration, String> {
-    if text.trim() == "0" {
-        return Ok(Duration::ZERO);
-    }
-    humantime::parse_duration(text.trim()).map_err(|e| format!("{e} (examples: 0, 50ms, 1s)"))
 }
 
 #[cfg(test)]

@@ -10,7 +10,7 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::Message;
 use rdkafka::{Offset, TopicPartitionList};
 
-use super::KafkaArgs;
+use super::common::KafkaArgs;
 use crate::aggregate::windows::{label, parse_window};
 use crate::codec::bar::{self, ArchivedBar};
 use crate::codec::json::{BarJson, parse_mint};
@@ -46,7 +46,7 @@ pub struct TailArgs {
     #[arg(long)]
     pub count: Option<u64>,
     /// Exit when no bar arrived for this long (e.g. 5s); default: never.
-    #[arg(long, value_parser = super::parse_duration)]
+    #[arg(long, value_parser = super::common::parse_duration)]
     pub idle_exit: Option<Duration>,
 }
 

@@ -126,6 +126,15 @@ impl Feed {
         self.read_to.borrow().get(&partition).copied()
     }
 
+    /// Where a client's own consumer joins the live stream on `partition`
+    /// from now: the next offset the feed reads, or, while it still reads
+    /// back at start-up, the first live one (what it reads back is history,
+    /// never live).
+    pub fn join_offset(&self, partition: i32) -> Option<i64> {
+        let next = self.next_offset(partition)?;
+        Some(self.live_from.get(&partition).map_or(next, |&live| next.max(live)))
+    }
+
     /// The consumer, for polling by the shard (and dropping on a worker).
     pub fn consumer(&self) -> &Arc<Reader> {
         &self.consumer

@@ -201,8 +201,6 @@ pub enum Route {
     Index,
     /// `/static/<rel>`: a file under `static/`; `rel` passed [`static_path_ok`].
     Static(String),
-    /// `/ws`: the WebSocket endpoint (check [`RequestHead::is_websocket_upgrade`]).
-    WebSocket,
     /// `/api/klines`: bar history as JSON.
     Klines,
     /// `/api/v3/klines`: bar history in Binance's shape.
@@ -230,7 +228,6 @@ pub fn route(head: &RequestHead) -> Route {
     }
     match head.path.as_str() {
         "/" => Route::Index,
-        "/ws" => Route::WebSocket,
         "/api/klines" => Route::Klines,
         "/api/v3/klines" => Route::BinanceKlines,
         "/api/v3/ping" => Route::BinancePing,
@@ -403,7 +400,6 @@ Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\
         assert_eq!(head.header("sec-websocket-key"), Some("dGhlIHNhbXBsZSBub25jZQ=="));
         assert!(head.headers.iter().all(|(n, _)| n.bytes().all(|b| !b.is_ascii_uppercase())));
         assert!(head.is_websocket_upgrade());
-        assert_eq!(route(&head), Route::WebSocket);
     }
 
     #[test]
@@ -557,7 +553,6 @@ Sec-WebSocket-Extensions: permessage-deflate; client_max_window_bits\r\n\
     fn routes_paths_and_methods() {
         for (target, want) in [
             ("/", Route::Index),
-            ("/ws", Route::WebSocket),
             ("/api/klines?window=5m", Route::Klines),
             ("/api/mints", Route::Mints),
             ("/metrics", Route::Metrics),

@@ -1,8 +1,9 @@
 //! A shard's door: the accept loop on its SO_REUSEPORT listener, admission
 //! (connection limits per shard and per address), the request head within
-//! the handshake time-out, and the fork between HTTP and WebSocket. What an
-//! HTTP request gets and what runs on an upgraded connection is the
-//! [`Service`]'s (the shard's); this file does not know either.
+//! the handshake time-out, and the fork between plain HTTP and a client
+//! transport (a path one of [`registry`]'s transports serves). What an HTTP
+//! request gets and what runs on an opened connection is the [`Service`]'s
+//! (the shard's); this file does not know either.
 
 use std::cell::{Cell, RefCell};
 use std::collections::HashMap;
@@ -19,7 +20,8 @@ use glommio::timer::{sleep, timeout};
 use super::config::GatewayConfig;
 use super::http::{self, HttpError, MAX_HEAD_BYTES, RequestHead, Route};
 use super::metrics::Metrics;
-use super::update::Format;
+use super::transport::registry;
+use super::transport::{Limits, Opening, Transport};
 
 /// Bytes read per `read` call while waiting for a request head.
 const HEAD_READ_CHUNK: usize = 1024;
@@ -39,13 +41,19 @@ pub trait Service: 'static {
     /// The complete response to an HTTP request (not an upgrade).
     fn answer(&self, route: &Route, head: &RequestHead) -> impl Future<Output = Vec<u8>>;
 
-    /// Takes over a connection upgraded to WebSocket (the `101` is sent):
-    /// `read_ahead` are bytes the client sent after its request head,
-    /// `format` the frames it asked for. The connection counts
-    /// against the limits for as long as `admission` lives. Called from
-    /// the connection's HTTP-phase task, which ends right after: a session
-    /// is a task of its own.
-    fn upgrade(self: &Rc<Self>, stream: TcpStream, read_ahead: Vec<u8>, format: Format, admission: Admission);
+    /// Takes over a connection `transport` opened (its opening response is
+    /// sent): `read_ahead` are bytes the client sent after its request
+    /// head. The connection counts against the limits for as long as
+    /// `admission` lives. Called from the connection's HTTP-phase task,
+    /// which ends right after: a session is a task of its own.
+    fn open(
+        self: &Rc<Self>,
+        stream: TcpStream,
+        read_ahead: Vec<u8>,
+        transport: &'static dyn Transport,
+        opening: Opening,
+        admission: Admission,
+    );
 }
 
 /// A shard's door: the limits it admits connections under, what is open
@@ -57,8 +65,10 @@ pub struct Door {
     max_per_ip: usize,
     /// Time a client has to send its request head.
     handshake_timeout: Duration,
-    /// Allowed `Origin` values for upgrades (see [`GatewayConfig`]).
+    /// Allowed `Origin` values of browser pages (see [`GatewayConfig`]).
     allowed_origins: Vec<String>,
+    /// The configured windows, seconds.
+    windows: Vec<u32>,
     /// Open connections of this shard.
     open: Cell<usize>,
     /// Open connections per client address.
@@ -75,6 +85,7 @@ impl Door {
             max_per_ip: config.max_connections_per_ip,
             handshake_timeout: config.handshake_timeout,
             allowed_origins: config.allowed_origins.clone(),
+            windows: config.windows.seconds().to_vec(),
             open: Cell::new(0),
             per_ip: RefCell::new(HashMap::new()),
             metrics,
@@ -91,26 +102,12 @@ pub enum Refused {
     /// The address holds `--max-connections-per-ip` connections (503).
     #[error("too many connections from this address")]
     TooManyFromAddress,
-    /// `/ws` without a proper RFC 6455 opening handshake (426).
-    #[error("use a WebSocket client (Upgrade: websocket, version 13)")]
-    NotAnUpgrade,
-    /// A browser page of an origin that is not allowed (403).
-    #[error("origin not allowed (see --allowed-origin)")]
-    Origin,
-    /// `/ws?format=` or `unit=` that the gateway does not speak (400).
-    #[error("{0}")]
-    BadFormat(&'static str),
 }
 
 impl Refused {
     /// The status code to answer with.
     pub fn status(self) -> u16 {
-        match self {
-            Self::Full | Self::TooManyFromAddress => 503,
-            Self::NotAnUpgrade => 426,
-            Self::Origin => 403,
-            Self::BadFormat(_) => 400,
-        }
+        503
     }
 }
 
@@ -205,22 +202,24 @@ async fn serve_connection<S: Service>(door: Rc<Door>, service: Rc<S>, mut stream
     };
     Metrics::inc(&door.metrics.http_requests);
     let route = http::route(&head);
-    if route == Route::WebSocket {
-        let format = Format::from_query(head.query_param("format").as_deref(), head.query_param("unit").as_deref());
-        if let Err(refused) = check_upgrade(&door.allowed_origins, &head).and(format.map_err(Refused::BadFormat)) {
-            let _ = stream.write_all(&http::error_response(refused.status(), &refused.to_string())).await;
+    let transport = if route == Route::MethodNotAllowed { None } else { registry::for_path(&head.path) };
+    if let Some(transport) = transport {
+        let limits = Limits { allowed_origins: &door.allowed_origins, windows: &door.windows };
+        let opening = match transport.open(&head, limits) {
+            Ok(opening) => opening,
+            Err(refusal) => {
+                let _ = stream.write_all(&http::error_response(refusal.status, &refusal.message)).await;
+                return;
+            }
+        };
+        if stream.write_all(&opening.response).await.is_err() {
             return;
         }
-        let key = head.header("sec-websocket-key").unwrap_or_default().to_owned();
-        if stream.write_all(&http::websocket_accept_response(&key)).await.is_err() {
-            return;
-        }
-        let format = format.unwrap_or_default();
         // Bytes after the head (a client's first frames) go to the session;
         // the head buffer itself is freed.
         let read_ahead = buf.split_off(head_len);
         drop(buf);
-        service.upgrade(stream, read_ahead, format, admission);
+        service.open(stream, read_ahead, transport, opening, admission);
         return;
     }
     let response = service.answer(&route, &head).await;
@@ -259,22 +258,4 @@ async fn read_head(stream: &mut TcpStream, buf: &mut Vec<u8>) -> Result<Option<(
             Ok(_) => {}
         }
     }
-}
-
-/// Refuses upgrades from origins that are not allowed (cross-site WebSocket
-/// hijacking) and requests that are not proper upgrades.
-fn check_upgrade(allowed: &[String], head: &RequestHead) -> Result<(), Refused> {
-    if !head.is_websocket_upgrade() {
-        return Err(Refused::NotAnUpgrade);
-    }
-    let Some(origin) = head.header("origin") else {
-        return Ok(()); // not a browser
-    };
-    let ok = if allowed.is_empty() {
-        let host = head.header("host").unwrap_or_default();
-        origin.split_once("://").is_some_and(|(_, rest)| rest.trim_end_matches('/') == host)
-    } else {
-        allowed.iter().any(|a| a == "*" || a == origin)
-    };
-    if ok { Ok(()) } else { Err(Refused::Origin) }
 }

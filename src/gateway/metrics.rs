@@ -6,13 +6,16 @@
 use std::fmt::Write;
 use std::sync::atomic::{AtomicI64, AtomicU64, Ordering};
 
+use super::transport::Transport;
+use super::transport::registry::{MAX_TRANSPORTS, TRANSPORTS, index_of};
+
 /// Every gateway counter.
 #[derive(Debug, Default)]
 pub struct Metrics {
     /// Open connections (HTTP and WebSocket).
     pub connections: AtomicI64,
-    /// Open WebSocket sessions.
-    pub websockets: AtomicI64,
+    /// Open sessions per transport, in [`TRANSPORTS`] order.
+    pub sessions: [AtomicI64; MAX_TRANSPORTS],
     /// Connections accepted since start.
     pub accepted: AtomicU64,
     /// Connections refused at the connection limits.
@@ -52,6 +55,16 @@ pub struct Metrics {
 }
 
 impl Metrics {
+    /// A session of `transport` started.
+    pub fn session_opened(&self, transport: &dyn Transport) {
+        self.sessions[index_of(transport)].fetch_add(1, Ordering::Relaxed);
+    }
+
+    /// A session of `transport` ended.
+    pub fn session_closed(&self, transport: &dyn Transport) {
+        self.sessions[index_of(transport)].fetch_sub(1, Ordering::Relaxed);
+    }
+
     /// `frames` WebSocket frames of `bytes` payload bytes in all went out.
     pub fn frames_sent(&self, frames: usize, bytes: usize) {
         self.frames_sent.fetch_add(frames as u64, Ordering::Relaxed);
@@ -67,7 +80,8 @@ impl Metrics {
     pub fn render(&self) -> String {
         let gauges: [(&str, &str, &AtomicI64); 3] = [
             ("klinecast_connections", "Open connections", &self.connections),
-            ("klinecast_websockets", "Open WebSocket sessions", &self.websockets),
+            // The WebSocket transport is the first in the registry.
+            ("klinecast_websockets", "Open WebSocket sessions", &self.sessions[0]),
             ("klinecast_kafka_consumers", "Kafka consumers alive", &self.consumers),
         ];
         let counters: [(&str, &str, &AtomicU64); 16] = [
@@ -92,7 +106,17 @@ impl Metrics {
                 &self.series_refused,
             ),
         ];
-        let mut out = String::new();
+        let mut out = String::from(
+            "# HELP klinecast_sessions Open client sessions by transport\n# TYPE klinecast_sessions gauge\n",
+        );
+        for (transport, value) in TRANSPORTS.iter().zip(&self.sessions) {
+            let _ = writeln!(
+                out,
+                "klinecast_sessions{{transport=\"{}\"}} {}",
+                transport.name(),
+                value.load(Ordering::Relaxed)
+            );
+        }
         for (name, help, value) in gauges {
             let _ =
                 writeln!(out, "# HELP {name} {help}\n# TYPE {name} gauge\n{name} {}", value.load(Ordering::Relaxed));

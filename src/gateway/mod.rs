@@ -24,6 +24,7 @@ pub mod arrivals;
 pub mod binance;
 pub mod config;
 pub mod feed;
+pub mod format;
 pub mod http;
 pub mod hub;
 pub mod kafka_workers;
@@ -36,6 +37,7 @@ pub mod recent;
 pub mod routes;
 pub mod session;
 pub mod shard;
+pub mod transport;
 pub mod update;
 pub mod websocket;
 

@@ -4,7 +4,8 @@
 //! This module owns the grammar of commands and the shape of ack and error
 //! replies. It must not touch sockets, subscriptions or bar storage: it turns
 //! one text frame into a [`Command`] (or a [`CommandError`]) and a
-//! [`Reply`] into one JSON string, nothing more.
+//! [`Reply`] into one JSON string, nothing more. Every transport
+//! (WebSocket, Server-Sent Events) carries the same replies.
 //!
 //! Grammar (after trimming whitespace, and after unwrapping one JSON string
 //! literal if the frame is one, because the original service's clients send
@@ -34,7 +35,7 @@ use thiserror::Error;
 use crate::aggregate::windows::{label, parse_window};
 use crate::codec::json::parse_mint;
 use crate::codec::trade::Pubkey;
-pub use crate::gateway::recent::Since;
+pub use crate::gateway::recent::{Gap, Since};
 
 /// Longest text frame parsed as a command, in bytes. Overflow policy: a
 /// longer frame is refused with [`CommandError::TooLong`] before any parsing,
@@ -283,14 +284,97 @@ fn number(what: &'static str, token: Option<&str>) -> Result<u64, CommandError> 
     text.parse::<u64>().ok().filter(|&n| n <= i64::MAX as u64).ok_or_else(bad)
 }
 
-/// The JSON acknowledgement of an accepted command.
-pub fn ack_json(command: &Command) -> String {
-    let value = match command {
+/// Every reply a client gets besides bars, each one JSON object with a
+/// `"type"`, serialised once ([`Reply::to_json`]) and framed by the
+/// connection's transport.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reply<'a> {
+    /// The command was accepted: `subscribed`, `unsubscribed`, `history`,
+    /// `page` or `pong`, echoing what it asked for.
+    Ack(&'a Command),
+    /// A resume was accepted: `subscribed` with `since` or `from`, and how
+    /// many updates are replayed before live ones.
+    Resumed {
+        /// The [`Command::Resume`].
+        command: &'a Command,
+        /// Updates replayed.
+        replayed: usize,
+    },
+    /// A page was accepted: `page`, and how many bars follow.
+    Paged {
+        /// The [`Command::Page`].
+        command: &'a Command,
+        /// Bars that follow.
+        bars: usize,
+    },
+    /// What a resume could not replay: `gap`.
+    Gap {
+        /// Window, seconds.
+        window_s: u32,
+        /// The mint, or every mint.
+        mint: Option<Pubkey>,
+        /// The missing stretch.
+        gap: Gap,
+    },
+    /// The command was refused, for this reason:
+    /// `{"type":"error","error":"<reason>"}`.
+    Error(&'a str),
+}
+
+impl Reply<'_> {
+    /// The reply's JSON text.
+    pub fn to_json(&self) -> String {
+        self.value().to_string()
+    }
+
+    fn value(&self) -> serde_json::Value {
+        match self {
+            Reply::Ack(command) => ack(command),
+            Reply::Resumed { command, replayed } => {
+                let mut value = ack(command);
+                value["replayed"] = json!(replayed);
+                value
+            }
+            Reply::Paged { command, bars } => {
+                let mut value = ack(command);
+                value["bars"] = json!(bars);
+                value
+            }
+            Reply::Gap { window_s, mint, gap } => {
+                let mut value = json!({
+                    "type": "gap",
+                    "window": label(*window_s),
+                    "window_s": window_s,
+                    "mint": mint.map(|m| bs58::encode(m).into_string()),
+                });
+                match *gap {
+                    Gap::Seq { from_seq, to_seq } => {
+                        value["from_seq"] = from_seq.into();
+                        // `u64::MAX`: unknown (nothing of the series since
+                        // the gateway started).
+                        value["to_seq"] = if to_seq == u64::MAX { serde_json::Value::Null } else { to_seq.into() };
+                    }
+                    Gap::Time { from_ms, to_ms } => {
+                        value["from_time"] = from_ms.into();
+                        value["to_time"] = to_ms.into();
+                    }
+                }
+                value
+            }
+            Reply::Error(reason) => json!({ "type": "error", "error": reason }),
+        }
+    }
+}
+
+/// The acknowledgement of an accepted command.
+fn ack(command: &Command) -> serde_json::Value {
+    let mint_of = |mint: &Option<Pubkey>| mint.map(|m| bs58::encode(m).into_string());
+    match command {
         Command::Subscribe { window_s, mint } => json!({
             "type": "subscribed",
             "window": label(*window_s),
             "window_s": window_s,
-            "mint": mint.map(|m| bs58::encode(m).into_string()),
+            "mint": mint_of(mint),
         }),
         Command::Unsubscribe { window_s } => json!({
             "type": "unsubscribed",
@@ -302,14 +386,14 @@ pub fn ack_json(command: &Command) -> String {
             "window": label(*window_s),
             "window_s": window_s,
             "count": count,
-            "mint": mint.map(|m| bs58::encode(m).into_string()),
+            "mint": mint_of(mint),
         }),
         Command::Resume { window_s, mint, since } => {
             let mut ack = json!({
                 "type": "subscribed",
                 "window": label(*window_s),
                 "window_s": window_s,
-                "mint": mint.map(|m| bs58::encode(m).into_string()),
+                "mint": mint_of(mint),
             });
             match since {
                 Since::Seq(seq) => ack["since"] = json!(seq),
@@ -328,32 +412,6 @@ pub fn ack_json(command: &Command) -> String {
             "fill": if *fill { "prev" } else { "none" },
         }),
         Command::Ping => json!({ "type": "pong" }),
-    };
-    value.to_string()
-}
-
-/// The JSON error reply to a command that does not parse.
-pub fn error_json(error: &CommandError) -> String {
-    Reply::Error(&error.to_string()).to_json()
-}
-
-/// A reply to one command, as the client gets it.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Reply<'a> {
-    /// The command was accepted: its acknowledgement ([`ack_json`]).
-    Ack(&'a Command),
-    /// The command was refused, for this reason:
-    /// `{"type":"error","error":"<reason>"}`.
-    Error(&'a str),
-}
-
-impl Reply<'_> {
-    /// The reply's JSON text.
-    pub fn to_json(&self) -> String {
-        match self {
-            Reply::Ack(command) => ack_json(command),
-            Reply::Error(reason) => json!({ "type": "error", "error": reason }).to_string(),
-        }
     }
 }
 
@@ -623,27 +681,27 @@ mod tests {
     #[test]
     fn acks_are_the_documented_json() {
         let (m, b58) = mint();
-        let sub = json_of(&ack_json(&Command::Subscribe { window_s: 300, mint: None }));
+        let sub = json_of(&Reply::Ack(&Command::Subscribe { window_s: 300, mint: None }).to_json());
         assert_eq!(sub, json!({"type": "subscribed", "window": "5m", "window_s": 300, "mint": null}));
-        let value = json_of(&ack_json(&Command::Subscribe { window_s: 1, mint: Some(m) }));
+        let value = json_of(&Reply::Ack(&Command::Subscribe { window_s: 1, mint: Some(m) }).to_json());
         assert_eq!(value["mint"], b58.as_str());
         assert_eq!(value["window"], "1s");
-        let unsub = json_of(&ack_json(&Command::Unsubscribe { window_s: None }));
+        let unsub = json_of(&Reply::Ack(&Command::Unsubscribe { window_s: None }).to_json());
         assert_eq!(unsub, json!({"type": "unsubscribed", "window": null, "window_s": null}));
-        let value = json_of(&ack_json(&Command::Unsubscribe { window_s: Some(3600) }));
+        let value = json_of(&Reply::Ack(&Command::Unsubscribe { window_s: Some(3600) }).to_json());
         assert_eq!(value["window"], "1h");
-        let hist = ack_json(&Command::History { window_s: 300, count: 30, mint: Some(m) });
+        let hist = Reply::Ack(&Command::History { window_s: 300, count: 30, mint: Some(m) }).to_json();
         let value = json_of(&hist);
         assert_eq!(value["type"], "history");
         assert_eq!(value["window"], "5m");
         assert_eq!(value["count"], 30);
         assert_eq!(value["mint"], b58.as_str());
-        assert_eq!(ack_json(&Command::Ping), r#"{"type":"pong"}"#);
+        assert_eq!(Reply::Ack(&Command::Ping).to_json(), r#"{"type":"pong"}"#);
     }
 
     #[test]
     fn errors_are_json() {
-        let text = error_json(&CommandError::Unknown("a\"b\\c\n".into()));
+        let text = Reply::Error(&CommandError::Unknown("a\"b\\c\n".into()).to_string()).to_json();
         let value = json_of(&text);
         assert_eq!(value["type"], "error");
         assert!(value["error"].as_str().unwrap_or_default().starts_with("unknown command"));
@@ -664,8 +722,8 @@ mod tests {
                 (0..len % 12).map(|_| PIECES[rng.next_u64() as usize % PIECES.len()]).collect()
             };
             let reply = match parse_command(&text, WINDOWS) {
-                Ok(command) => ack_json(&command),
-                Err(error) => error_json(&error),
+                Ok(command) => Reply::Ack(&command).to_json(),
+                Err(error) => Reply::Error(&error.to_string()).to_json(),
             };
             assert!(serde_json::from_str::<serde_json::Value>(&reply).is_ok(), "{text:?} -> {reply}");
             assert!(reply.len() < 600, "{reply}");

@@ -85,7 +85,6 @@ impl Routes {
             }
             Route::NotFound => http::error_response(404, "no such resource"),
             Route::MethodNotAllowed => http::error_response(405, "only GET and HEAD"),
-            Route::WebSocket => http::error_response(426, "upgrade required"),
         }
     }
 

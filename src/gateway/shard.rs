@@ -22,8 +22,9 @@ use super::kafka_workers::KafkaWorkers;
 use super::listener::{self, Admission, Door, Service};
 use super::metrics::Metrics;
 use super::routes::Routes;
-use super::session::{self, Context, Sessions, per_client};
-use super::update::Format;
+use super::session::client::{Context, Sessions};
+use super::session::{self, per_client};
+use super::transport::{Opening, Transport};
 use crate::runtime::Shutdown;
 
 /// How often the shard looks at the shutdown flag.
@@ -45,13 +46,20 @@ impl Service for Shard {
         self.routes.answer(route, head)
     }
 
-    fn upgrade(self: &Rc<Self>, stream: TcpStream, read_ahead: Vec<u8>, format: Format, admission: Admission) {
+    fn open(
+        self: &Rc<Self>,
+        stream: TcpStream,
+        read_ahead: Vec<u8>,
+        transport: &'static dyn Transport,
+        opening: Opening,
+        admission: Admission,
+    ) {
         let ctx = self.sessions.clone();
         // The session runs as a task of its own: the caller's future, sized
         // for the HTTP phase, is freed instead of living as long as the
         // connection.
         spawn_local(async move {
-            session::run(ctx, stream, read_ahead, format).await;
+            session::run(ctx, stream, read_ahead, transport, (opening.format, opening.commands)).await;
             drop(admission);
         })
         .detach();

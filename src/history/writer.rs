@@ -18,8 +18,8 @@ use rdkafka::error::KafkaError;
 use rdkafka::message::Message as _;
 use rdkafka::{Offset, TopicPartitionList};
 
+use super::config::{HistoryConfig, HistoryError, State};
 use super::store::{Batch, Bucket, Store};
-use super::{HistoryConfig, HistoryError, State};
 use crate::codec::bar;
 use crate::kafka::topic::METADATA_TIMEOUT;
 use crate::kafka::{KafkaConfig, Reader, reader};

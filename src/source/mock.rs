@@ -18,7 +18,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use rand::rngs::StdRng;
 use rand::{Rng, RngExt, SeedableRng};
 
-use super::{Filled, Record};
+use super::record::{Filled, Record};
 use crate::codec::event::{Position, Program};
 use crate::codec::trade::{Pubkey, TradeEvent};
 

@@ -23,8 +23,8 @@ use base64::Engine;
 use base64::engine::general_purpose::STANDARD;
 use thiserror::Error;
 
+use super::record::{Fact, Filled, Record};
 use super::tx::{self, TxError};
-use super::{Fact, Filled, Record};
 use crate::codec::event::{Position, Program};
 
 /// Longest line read; longer lines are counted as bad and skipped, so one

@@ -12,8 +12,11 @@
 // unit and the price / market-cap button switches what is drawn; after its
 // connection drops the page resumes without a hole (every 1 s candle there,
 // "resumed" in the status line); a page scrolled back loads older pages of
-// /api/klines, contiguous with what it had; after a server restart the page
-// reconnects by itself and streams again; picking the other mint shows it;
+// /api/klines, contiguous with what it had; a browser EventSource on /sse
+// streams the same mint's bars (id = seq); after a server restart the page
+// reconnects by itself and streams again, and the EventSource resumes with
+// Last-Event-ID with no hole a gap reply does not name; picking the other
+// mint shows it;
 // after unsub nothing changes for 3 s; and a page whose /api/klines answers
 // 404 and whose /api/mints is empty still streams live. The first failed
 // check ends the run. Prints one line per check and `N passed, M failed`
@@ -76,6 +79,14 @@ const { values: options } = parseArgs({
 });
 const holdMs = Number(options.hold) * 1000;
 const fanout = options.fanout;
+/** Shared mode pushes once a second, one update per series: seq may skip. */
+const conflated = fanout === "shared";
+/**
+ * Updates of the chart's mint the page applies after a drop before the
+ * candles there are compared: a few seconds' worth (about 25 a second
+ * per-client, 2 a second when pushes conflate).
+ */
+const APPLIED_AFTER_DROP = conflated ? 12 : 50;
 
 /** What the test started, so cleanup can stop it on every path. */
 const run = {
@@ -86,6 +97,7 @@ const run = {
   profile: null,
   reference: null,
   page: null,
+  ssePage: null,
   screenshotTaken: false,
 };
 const results = { passed: 0, failed: 0 };
@@ -337,7 +349,8 @@ async function resumesWithoutAHole(page, port) {
   await page.evaluate(() => window.klinecast.dropConnection());
   const back = await until(RECONNECT_TIMEOUT_MS, async () => {
     const s = await snapshot(page);
-    return s.state.connection === "open" && s.state.resume.startsWith("resumed") && s.state.applied > before.state.applied + 50 && s;
+    const resumed = s.state.connection === "open" && s.state.resume.startsWith("resumed");
+    return resumed && s.state.applied > before.state.applied + APPLIED_AFTER_DROP && s;
   }, 250);
   if (back === null) throw new Error(`did not resume: ${JSON.stringify((await snapshot(page)).state)}`);
   if (!back.state.resume.includes("no gap")) throw new Error(`resume reported a gap: ${back.state.resume}`);
@@ -418,6 +431,72 @@ async function reconnects(page, port, topic) {
   await openReference(port);
   const status = (await page.getByTestId("status").textContent()).replace(/\s+/g, " ").trim();
   return `${back.state.reconnects} reconnect attempt(s); ${status}`;
+}
+
+/**
+ * A real EventSource on /sse for the chart's mint, in a page of its own
+ * (same origin): bars arrive as events whose id is the bar's seq, one
+ * series, seq +1 each (shared mode conflates to one update per push: seq
+ * only grows).
+ */
+async function eventSourceStreams(port) {
+  const mint = (await snapshot(run.page)).state.chartMint;
+  const page = await run.browser.newPage();
+  run.ssePage = page;
+  page.on("pageerror", (error) => pageErrors.push(error.message));
+  await page.goto(`http://127.0.0.1:${port}/healthz`);
+  await page.evaluate((mint) => {
+    const s = { bars: [], replies: [], errors: 0 };
+    window.sse = s;
+    const source = new EventSource(`/sse?window=1s&mint=${mint}`);
+    source.onerror = () => (s.errors += 1);
+    source.onmessage = (e) => {
+      const bar = JSON.parse(e.data);
+      s.bars.push({ id: e.lastEventId, seq: bar.seq, mint: bar.mint });
+    };
+    source.addEventListener("reply", (e) => s.replies.push(JSON.parse(e.data)));
+  }, mint);
+  const s = await until(CANDLES_TIMEOUT_MS, async () => {
+    const s = await page.evaluate(() => window.sse);
+    return s.bars.length >= 20 && s;
+  }, 250);
+  if (s === null) throw new Error(`EventSource: ${JSON.stringify(await page.evaluate(() => window.sse))}`);
+  if (s.replies[0]?.type !== "subscribed") throw new Error(`first reply ${JSON.stringify(s.replies[0])}`);
+  for (const [i, bar] of s.bars.entries()) {
+    if (bar.mint !== mint || bar.id !== String(bar.seq)) throw new Error(`event ${JSON.stringify(bar)}`);
+    const step = i === 0 ? 1 : bar.seq - s.bars[i - 1].seq;
+    if (conflated ? step < 1 : step !== 1) throw new Error(`seq ${s.bars[i - 1].seq} then ${bar.seq}`);
+  }
+  return `${s.bars.length} events of ${mint}, ids = seq ${s.bars[0].seq}…${s.bars.at(-1).seq}`;
+}
+
+/**
+ * After the server restart the EventSource reconnects by itself, sending
+ * Last-Event-ID: the gateway acknowledges a resume since the last seq it
+ * got, and every seq after it arrives once, except what a gap reply names
+ * (and, in shared mode, what a push conflated).
+ */
+async function eventSourceResumes(page) {
+  const before = await page.evaluate(() => window.sse.bars.length);
+  const s = await until(RECONNECT_TIMEOUT_MS, async () => {
+    const s = await page.evaluate(() => window.sse);
+    const resumed = s.replies.some((r) => r.type === "subscribed" && r.since !== undefined);
+    return resumed && s.bars.length >= before + 20 && s;
+  }, 250);
+  if (s === null) throw new Error(`no resume: ${JSON.stringify(await page.evaluate(() => window.sse.replies))}`);
+  const resume = s.replies.findLast((r) => r.type === "subscribed" && r.since !== undefined);
+  const seqs = s.bars.map((b) => b.seq);
+  const lastBefore = seqs[before - 1];
+  if (resume.since !== lastBefore) throw new Error(`resumed since ${resume.since}, last seen ${lastBefore}`);
+  const gaps = s.replies.filter((r) => r.type === "gap");
+  for (let i = 1; i < seqs.length; i += 1) {
+    if (seqs[i] <= seqs[i - 1]) throw new Error(`seq ${seqs[i - 1]} then ${seqs[i]}: sent twice`);
+    const named = gaps.some((g) => g.from_seq === seqs[i - 1] + 1 && (g.to_seq === null || g.to_seq >= seqs[i] - 1));
+    if (seqs[i] !== seqs[i - 1] + 1 && !named && !conflated) {
+      throw new Error(`seq ${seqs[i - 1]} then ${seqs[i]}, no gap reply`);
+    }
+  }
+  return `resumed since ${resume.since} (${resume.replayed} replayed, ${gaps.length} gap repl${gaps.length === 1 ? "y" : "ies"}), ${s.bars.length - before} events since`;
 }
 
 /** Picking the other mint in the picker subscribes to that mint alone and redraws. */
@@ -501,9 +580,11 @@ async function main() {
   await check("the legend names the quote unit; price / market cap toggles what is drawn", () => unitAndToggle(run.page));
   await check("after a dropped connection the page resumes without a hole", () => resumesWithoutAHole(run.page, port));
   await check("scrolling back loads older pages of history", () => scrollsBack(port));
+  await check("a browser EventSource on /sse streams bars with id = seq", () => eventSourceStreams(port));
   if (holdMs > 0) await sleep(holdMs);
   await screenshot();
   await check("reconnects after a server restart and subscribes again", () => reconnects(run.page, port, topic));
+  await check("the EventSource resumes with Last-Event-ID, no hole", () => eventSourceResumes(run.ssePage));
   await check("picking a mint shows that mint", () => picksMint(run.page));
   await check("unsub stops updates", () => unsubStops(run.page));
   await check("without /api/klines and /api/mints the page streams live only", () => liveOnly(port));

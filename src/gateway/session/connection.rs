@@ -1,5 +1,5 @@
-//! A session's socket. The read loop decodes the client's frames
-//! ([`websocket::Decoder`]) and hands text messages to
+//! A session's socket. The read loop decodes what the client sends (its
+//! transport's [`Input`]) and hands commands to
 //! [`commands`](super::commands); the write loop takes everything queued in
 //! the outbox at once and sends it in one write. Both run in the session's
 //! one task (no second task, no timer per session), sharing the socket
@@ -20,10 +20,12 @@ use futures_lite::io::{AsyncRead, AsyncWrite};
 use glommio::net::TcpStream;
 use glommio::timer::timeout;
 
-use super::commands::{self, Refused};
-use super::{Context, Session};
+use super::client::{Context, Fanout, Refused, Session};
+use super::commands;
 use crate::gateway::metrics::Metrics;
-use crate::gateway::websocket::{self, Decoder, Incoming, close, opcode};
+use crate::gateway::protocol::Command;
+use crate::gateway::transport::{Incoming, Input};
+use crate::gateway::websocket::close;
 
 /// Longest wait, after the last frame went out, for the client to close its
 /// side: the socket is closed only then (or after this), so the kernel never
@@ -46,13 +48,23 @@ const READ_CHUNK: usize = 256;
 /// buffer without a copy).
 const WRITE_BATCH_BYTES: usize = 16 * 1024;
 
-/// Runs both halves until one ends. If the reader ends, the writer still
-/// sends what is queued (a close frame); if the writer ends (closed, stuck,
-/// forced out), the reader is simply dropped. The session leaves the shard
-/// ([`super::leave`]) as soon as either ends.
-pub(super) async fn serve(ctx: &Rc<Context>, session: &Rc<Session>, read_ahead: Vec<u8>) {
+/// Runs the commands the session starts with (a transport's URL), then
+/// both halves until one ends. If the reader ends, the writer still sends
+/// what is queued (a goodbye); if the writer ends (closed, stuck, forced
+/// out), the reader is simply dropped. The session leaves the shard
+/// ([`leave`]) as soon as either ends.
+pub(super) async fn serve<M: Fanout>(
+    ctx: &Rc<Context>,
+    session: &Rc<Session>,
+    read_ahead: Vec<u8>,
+    opening: Vec<Command>,
+) {
     let stream = &session.socket;
-    let mut reading = pin!(read_loop(ctx, session, stream, read_ahead));
+    // Boxed: it runs once, and only for transports that open with commands.
+    if !opening.is_empty() && Box::pin(open_with::<M>(ctx, session, opening)).await.is_break() {
+        session.outbox.finish();
+    }
+    let mut reading = pin!(read_loop::<M>(ctx, session, stream, read_ahead));
     let mut writing = pin!(write_loop(&ctx.metrics, session, stream));
     let reader_ended = future::or(
         async {
@@ -65,7 +77,7 @@ pub(super) async fn serve(ctx: &Rc<Context>, session: &Rc<Session>, read_ahead: 
         },
     )
     .await;
-    super::leave(ctx, session);
+    leave::<M>(ctx, session);
     if reader_ended {
         session.outbox.finish(); // the writer sends what is queued, then ends
         writing.await;
@@ -73,6 +85,26 @@ pub(super) async fn serve(ctx: &Rc<Context>, session: &Rc<Session>, read_ahead: 
     // Boxed: it runs once, at the end, and is larger than what an idle
     // session holds.
     Box::pin(linger(stream)).await;
+}
+
+/// Applies the commands a session opens with; a refused one ends it (its
+/// error reply is the last thing sent).
+async fn open_with<M: Fanout>(ctx: &Context, session: &Rc<Session>, commands: Vec<Command>) -> ControlFlow<()> {
+    for command in &commands {
+        Metrics::inc(&ctx.metrics.commands);
+        if commands::on_command::<M>(ctx, session, command).await.is_err() {
+            return ControlFlow::Break(());
+        }
+    }
+    ControlFlow::Continue(())
+}
+
+/// Takes an ended session out of the shard: the registry and what its
+/// fan-out mode holds for it. Called as soon as either half of the
+/// connection ends, before the last frames are flushed.
+fn leave<M: Fanout>(ctx: &Context, session: &Rc<Session>) {
+    ctx.sessions.remove(session);
+    M::leave(ctx, session);
 }
 
 /// Sends the outbox to the socket until it is finished and drained, the
@@ -141,13 +173,13 @@ async fn read_more(stream: &RefCell<TcpStream>, buf: &mut Vec<u8>) -> io::Result
     read
 }
 
-async fn read_loop(ctx: &Rc<Context>, session: &Rc<Session>, stream: &RefCell<TcpStream>, mut buf: Vec<u8>) {
-    let mut decoder = Decoder::new(ctx.config.max_frame_bytes);
+async fn read_loop<M: Fanout>(ctx: &Rc<Context>, session: &Rc<Session>, stream: &RefCell<TcpStream>, mut buf: Vec<u8>) {
+    let mut input: Box<dyn Input> = session.transport.input(ctx.config.max_frame_bytes);
     while !ctx.shutdown.requested() && !session.outbox.is_closed() {
-        let message = match decoder.next(&mut buf) {
-            Err(error) => {
+        let message = match input.next(&mut buf) {
+            Err(violation) => {
                 Metrics::inc(&ctx.metrics.protocol_closes);
-                return session.close(error.close_code(), error.close_reason());
+                return session.close(violation.code, violation.reason);
             }
             Ok(None) => {
                 if buf.is_empty() && buf.capacity() > 4 * READ_CHUNK {
@@ -156,9 +188,12 @@ async fn read_loop(ctx: &Rc<Context>, session: &Rc<Session>, stream: &RefCell<Tc
                 if let Ok(1..) = read_more(stream, &mut buf).await {
                     continue;
                 }
-                // The connection ended without a closing handshake: a
-                // protocol violation too (counted, nothing left to send to).
-                Metrics::inc(&ctx.metrics.protocol_closes);
+                // The connection ended: without a closing handshake where
+                // the transport has one, a protocol violation too (counted,
+                // nothing left to send to).
+                if session.transport.eof_is_violation() {
+                    Metrics::inc(&ctx.metrics.protocol_closes);
+                }
                 return;
             }
             Ok(Some(message)) => message,
@@ -169,19 +204,24 @@ async fn read_loop(ctx: &Rc<Context>, session: &Rc<Session>, stream: &RefCell<Tc
             // Boxed: handling a command (Kafka look-ups in per-client mode)
             // needs far more state than waiting for the next frame, and only
             // for as long as it runs.
-            Incoming::Text(text) => {
-                if Box::pin(on_text(ctx, session, text)).await.is_break() {
+            Incoming::Command(text) => {
+                if Box::pin(on_text::<M>(ctx, session, text)).await.is_break() {
                     return;
                 }
             }
-            Incoming::Binary(_) => commands::refuse(ctx, session, &Refused::NotText),
-            Incoming::Ping(payload) => session.push_control(websocket::frame(opcode::PONG, &payload)),
+            Incoming::NotACommand => commands::refuse(ctx, session, &Refused::NotText),
+            Incoming::Ping(payload) => {
+                if let Some(pong) = session.transport.pong(&payload) {
+                    session.push_control(pong);
+                }
+            }
             Incoming::Pong => {}
             Incoming::Close(code) => {
-                // The closing handshake: echo the client's code.
-                let reply =
-                    code.map_or_else(|| websocket::frame(opcode::CLOSE, b""), |c| websocket::close_frame(c, ""));
-                return session.close_with(reply);
+                // The closing handshake.
+                return match session.transport.close_reply(code) {
+                    Some(goodbye) => session.close_with(goodbye),
+                    None => session.outbox.finish(),
+                };
             }
         }
     }
@@ -191,8 +231,8 @@ async fn read_loop(ctx: &Rc<Context>, session: &Rc<Session>, stream: &RefCell<Tc
 /// Handles one command. Commands are taken only as fast as their replies
 /// are read: a client that pipelines commands waits here, one that never
 /// reads is closed (`Break`).
-async fn on_text(ctx: &Rc<Context>, session: &Rc<Session>, text: String) -> ControlFlow<()> {
-    commands::on_command(ctx, session, &text).await;
+async fn on_text<M: Fanout>(ctx: &Rc<Context>, session: &Rc<Session>, text: String) -> ControlFlow<()> {
+    commands::on_text::<M>(ctx, session, &text).await;
     let cap = ctx.config.max_outbound_bytes;
     if session.outbox.bytes() <= cap {
         return ControlFlow::Continue(());

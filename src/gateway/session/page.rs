@@ -4,19 +4,17 @@
 //! the executor ([`pages`]); its acknowledgement (`{"type":"page",..,
 //! "bars":n}`) comes first, then its bars, oldest first.
 
-use std::rc::Rc;
 use std::sync::atomic::Ordering;
 
-use super::commands::{Done, Refused};
-use super::{Context, Session};
+use super::client::{Context, Refused, Session};
 use crate::gateway::api::KlinesQuery;
-use crate::gateway::outbox::Out;
 use crate::gateway::pages;
-use crate::gateway::protocol::{Command, ack_json};
+use crate::gateway::protocol::{Command, Reply};
+use crate::gateway::update;
 
-/// Answers a [`Command::Page`].
-pub async fn apply(ctx: &Rc<Context>, session: &Rc<Session>, command: &Command) -> Result<Done, Refused> {
-    let Command::Page { window_s, count, mint, start_ms, end_ms, fill } = *command else { return Ok(Done::Ack) };
+/// Answers a [`Command::Page`] (others are left alone), replies included.
+pub async fn apply(ctx: &Context, session: &Session, command: &Command) -> Result<(), Refused> {
+    let Command::Page { window_s, count, mint, start_ms, end_ms, fill } = *command else { return Ok(()) };
     let history = ctx.config.history_store.as_ref().ok_or(Refused::Unavailable("no history store"))?;
     if fill && !session.format.is_text() {
         return Err(Refused::Unavailable(
@@ -25,16 +23,10 @@ pub async fn apply(ctx: &Rc<Context>, session: &Rc<Session>, command: &Command) 
     }
     let query = KlinesQuery::new(mint, window_s, (start_ms, end_ms), count as usize, fill, session.format.unit);
     let rows = pages::page(history, &ctx.workers, query).await?;
-    let mut ack: serde_json::Value = serde_json::from_str(&ack_json(command)).unwrap_or_default();
-    ack["bars"] = rows.len().into();
-    session.reply(ack.to_string());
+    session.reply(&Reply::Paged { command, bars: rows.len() });
     for row in &rows {
-        let frame = match session.format.is_text() {
-            true => session.format.text_frame(&row.bar, row.filled),
-            false => session.format.frame_of_bar(&row.bar),
-        };
-        session.outbox.push(Out::frame(frame));
+        session.push_bar(update::frame_of_bar(session.transport, session.format, &row.bar, row.filled));
     }
     ctx.metrics.bars_sent.fetch_add(rows.len() as u64, Ordering::Relaxed);
-    Ok(Done::Acknowledged)
+    Ok(())
 }

@@ -44,8 +44,8 @@ use metrics::LiveMetrics;
 use rpc::{Done, Job, Purpose, RateLimiter, RpcClient};
 use stream::{StreamConfig, StreamEvent};
 
+use super::record::{Fact, Filled, Lookup, Record};
 use super::tx::{TxEvents, pools_in};
-use super::{Fact, Filled, Lookup, Record};
 use crate::codec::event::{Position, Program, trade_timestamp};
 
 /// Live notifications waiting in the channel from the stream task; when

@@ -22,8 +22,8 @@ use super::metrics::LiveMetrics;
 use crate::codec::amm::{PoolMints, decode_pool_account};
 use crate::codec::borsh::Pubkey;
 use crate::codec::event::{PUMP_SWAP_ADDRESS, Program};
+use crate::source::record::{Fact, Lookup};
 use crate::source::tx::{self, TxEvents};
-use crate::source::{Fact, Lookup};
 
 /// Longest response body read (a `getTransaction` of a large transaction
 /// is tens of KiB; 1,000 signatures about 250 KiB).
