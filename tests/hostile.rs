@@ -450,12 +450,10 @@ fn drive_slowloris(mut sockets: Vec<Loris>, deadline: Instant) -> JoinHandle<Vec
 // Keeping the accept loop busy
 
 /// Opens (and at once closes) an empty connection from 127.0.0.3 every 50 ms,
-/// so the server's accept loop never idles through its 200 ms shutdown
-/// check. An idle accept is cancelled and re-armed, and a connection that
-/// arrives in that instant is lost: accepted by the kernel, never served
-/// (see `connections_arriving_while_the_accept_loop_idles_are_served`).
-/// Without this, one of the test's many `/metrics` requests now and then
-/// hangs, which is that bug, not what this test checks.
+/// all through the test: connections that come and go without a request,
+/// which the server must shrug off while it serves everyone else. (Whether
+/// a connection arriving while the accept loop idles is served is
+/// `connections_arriving_while_the_accept_loop_idles_are_served`'s.)
 struct KeepAccepting {
     stop: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
@@ -930,11 +928,12 @@ fn stuck_subscribers_are_counted_as_slow_closes() {
 fn connections_arriving_while_the_accept_loop_idles_are_served() {
     let server = start(&["gateway"]);
     let port = server.port;
-    // One request at a time, 195 to 205 ms apart: the accept loop idles in
-    // between and, every 200 ms, cancels its pending accept and arms a new
-    // one. A connection the kernel hands to the cancelled accept is lost
-    // (about 1 in 100 here, so this catches it in about two runs of three;
-    // each lost one leaves a socket in CLOSE_WAIT on the server).
+    // One request at a time, 195 to 205 ms apart, around the shard's 200 ms
+    // shutdown check: the accept loop idles in between. An accept that were
+    // cancelled and armed again at each check would lose a connection the
+    // kernel handed it now and then (about 1 in 100 here; each lost one
+    // leaves a socket in CLOSE_WAIT on the server): the loop must stay in
+    // its accept.
     let mut lost = 0;
     let mut lcg: u64 = 0x2545_f491_4f6c_dd1d;
     for _ in 0..150 {

@@ -1,7 +1,8 @@
 //! The shard's own reader of the topic: one Kafka consumer per shard over
 //! every partition. It keeps, per (mint, window), a bounded ring of recent
-//! closing bars (for `hist-<w> n` in shared mode; `/api/klines` pages come
-//! from the history store) and the mints seen (for `/api/mints`). At start it reads each
+//! closing bars (for `hist-<w> n`, in both fan-out modes; `/api/klines`
+//! and `hist` pages come from the history store, not from here) and the
+//! mints seen (for `/api/mints`). At start it reads each
 //! partition back from a bounded look-back so a fresh gateway can serve
 //! history; those old messages fill the rings but are never pushed to
 //! clients as live updates. Live bars go to whoever drains the feed
@@ -28,8 +29,8 @@ use crate::codec::trade::Pubkey;
 use crate::kafka::topic::widest_window;
 use crate::kafka::{KafkaConfig, Reader, reader};
 
-/// Closing bars kept per (mint, window) (`hist-<w> n` in shared mode);
-/// older ones are dropped.
+/// Closing bars kept per (mint, window) (`hist-<w> n`); older ones are
+/// dropped.
 pub const HISTORY_BARS: usize = 1000;
 /// (mint, window) series tracked per shard; bars of further series are not
 /// kept (counted), so memory stays bounded (≈ 128 B × bars kept).

@@ -1,5 +1,5 @@
-//! A connection's outbound queue: whole WebSocket frames wait here until
-//! the writer task takes them, all that is queued at once
+//! A connection's outbound queue: whole frames of its transport wait here
+//! until the session's write loop takes them, all that is queued at once
 //! ([`Outbox::next_batch`]), for one write. Bounded in bytes. Per-client mode keeps it
 //! under its bound by not reading Kafka while it is full (the caller's
 //! policy); for updates pushed to it from the hub (shared mode), the policy
@@ -65,9 +65,9 @@ pub struct Outbox {
     queue: RefCell<VecDeque<Out>>,
     /// Payload bytes queued.
     bytes: Cell<usize>,
-    /// The writer task, waiting for a frame.
+    /// The session's write loop, waiting for a frame.
     waker: RefCell<Option<Waker>>,
-    /// The reader task, waiting for the queue to drain.
+    /// The session's read loop, waiting for the queue to drain.
     drain_waker: RefCell<Option<Waker>>,
     /// No more frames will be taken (the connection is going away).
     closed: Cell<bool>,

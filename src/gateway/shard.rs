@@ -2,8 +2,10 @@
 //! own SO_REUSEPORT listener, its feed (the shard's reader of the topic),
 //! its hub (shared mode), its sessions and its routes. It builds them, runs
 //! the shard's loops (accept, poll, sweep, push) and stops them in order at
-//! shutdown. Nothing is shared between shards but the metrics atomics and
-//! the Kafka worker threads; nothing below this file refers to it.
+//! shutdown. Shards share the metrics atomics, the Kafka worker threads,
+//! the settings (with the ingest's metrics when `serve` runs both) and the
+//! history store's handle; nothing else, and nothing below this file refers
+//! to it.
 
 use std::rc::Rc;
 use std::sync::Arc;
