@@ -2,8 +2,10 @@
 //! WebSocket clients.
 //!
 //! Where a byte goes, in order:
-//! - [`source`]: where trades come from (a mock bonding curve, or a replay of
-//!   `Program data:` log lines), as raw `TradeEvent` bytes.
+//! - [`source`]: where trades come from (a mock bonding curve, a replay of
+//!   captured log lines or RPC messages, or live from a Solana RPC node:
+//!   log subscription, gap backfill, dedupe, resume), as raw event bytes
+//!   with their place on chain.
 //! - [`codec`]: byte formats without I/O: pump.fun and PumpSwap events, the
 //!   `Bar` archive.
 //! - [`market`]: decoded events → priced trades (pools, quotes, decimals).
@@ -13,6 +15,10 @@
 //! - [`sink`]: bars → Kafka, the producer.
 //! - [`history`]: closed bars kept on disk for the gateway's history API.
 //! - [`ingest`]: the loop that drives source → aggregate → sink on its core.
+//! - [`gateway`]: bars from Kafka to clients: sharded accept loops, client
+//!   transports (WebSocket, Server-Sent Events), sessions in either fan-out
+//!   mode (one Kafka consumer per client, or one per shard with pushes),
+//!   history and resumes, the HTTP API.
 //! - [`runtime`]: pinned glommio executors, shutdown.
 //! - [`cli`]: flags, validated once into configs; `tail`.
 

@@ -224,6 +224,16 @@ impl Bar {
     }
 }
 
+/// The format of a record: the format field, or 1 for a record of format
+/// 1's length (which had no field); [`u16::MAX`] for one too short to say.
+pub fn format_of(bytes: &[u8]) -> u16 {
+    match bytes {
+        _ if bytes.len() == BAR_V1_LEN => 1,
+        [a, b, ..] => u16::from_le_bytes([*a, *b]),
+        _ => u16::MAX,
+    }
+}
+
 /// Reads an archived bar in place (zero-copy) after validating its format,
 /// its bytes and its invariants. Works at any alignment.
 pub fn access(bytes: &[u8]) -> Result<&ArchivedBar, BarError> {

@@ -79,4 +79,6 @@ pub struct State {
     pub kafka_errors: AtomicU64,
     /// Messages on the topic that are not bars.
     pub malformed: AtomicU64,
+    /// Records on the topic of a bar format this build does not read.
+    pub other_format: AtomicU64,
 }

@@ -68,7 +68,8 @@ impl History {
         let s = &self.state;
         let usage = self.store.usage().unwrap_or_default();
         let mut out = String::new();
-        let rows: [(&str, &str, &str, u64); 7] = [
+        let dropped_for_format = self.store.format_change().map_or(0, |c| c.dropped_bars);
+        let rows: [(&str, &str, &str, u64); 11] = [
             (
                 "klinecast_history_bars_written_total",
                 "closed bars written to the history store",
@@ -96,6 +97,30 @@ impl History {
             ("klinecast_history_ready", "1 once the store has caught up with Kafka", "gauge", u64::from(self.ready())),
             ("klinecast_history_allocated_bytes", "pages in use in the history store", "gauge", usage.allocated_bytes),
             ("klinecast_history_file_bytes", "size of the history store's file", "gauge", usage.file_bytes),
+            (
+                "klinecast_history_format_dropped_bars",
+                "bars of another bar format the store held at open, dropped (what Kafka still has is read again)",
+                "gauge",
+                dropped_for_format,
+            ),
+            (
+                "klinecast_history_other_format_records_total",
+                "records on the topic of a bar format this build does not read (not in the store)",
+                "counter",
+                s.other_format.load(Ordering::Relaxed),
+            ),
+            (
+                "klinecast_history_malformed_records_total",
+                "records on the topic that are not bars (not in the store)",
+                "counter",
+                s.malformed.load(Ordering::Relaxed),
+            ),
+            (
+                "klinecast_history_unreadable_bars_total",
+                "stored values that did not read as bars (left out of answers)",
+                "counter",
+                self.store.unreadable(),
+            ),
         ];
         for (name, help, kind, value) in rows {
             sample(&mut out, name, help, kind, value);
@@ -116,6 +141,17 @@ impl HistoryWriter {
     /// call from the unpinned main thread.
     pub fn start(config: HistoryConfig, kafka: &KafkaConfig, shutdown: Shutdown) -> Result<Self, HistoryError> {
         let store = Arc::new(Store::open(&config.dir, &kafka.topic, config.cache_bytes)?);
+        if let Some(change) = store.format_change() {
+            tracing::warn!(
+                path = %store.path().display(),
+                held = change.from,
+                reads = crate::codec::bar::BAR_FORMAT,
+                dropped_bars = change.dropped_bars,
+                "history store held bars of another format: dropped, reading the topic again from as far back as \
+                 the retention and Kafka allow (records of a format this build does not read are counted in \
+                 klinecast_history_other_format_records_total)"
+            );
+        }
         let (consumer, plan) = writer::assign(&config, kafka, &store)?;
         let state = Arc::new(State::default());
         let thread = writer::spawn(config, store.clone(), state.clone(), consumer, plan, shutdown)

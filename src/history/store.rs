@@ -8,24 +8,33 @@
 //! it, nothing skipped. Readers (the gateway's routes and sessions) see a
 //! consistent snapshot and never wait for the writer.
 //!
+//! The file records the bar format it holds (`meta` `format`). Opened by a
+//! build of another format, the store drops its bars and offsets (it cannot
+//! read them) so the writer reads the topic again from as far back as the
+//! retention and Kafka allow; how many bars were dropped is kept
+//! ([`Store::format_change`]) for the logs and `/metrics`. A value that
+//! does not read as a bar is counted ([`Store::unreadable`]), never
+//! silently skipped.
+//!
 //! This module owns the file and its layout; it never talks to Kafka.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use redb::{Database, ReadableTable, ReadableTableMetadata, TableDefinition, TableHandle};
 use thiserror::Error;
 
-use crate::codec::bar::{self, Bar};
+use crate::codec::bar::{self, BAR_FORMAT, Bar};
 use crate::codec::trade::Pubkey;
 
 /// A bar's key within its bucket: the series' mint, then the open time, so
 /// one series' bars of a bucket are one contiguous range.
 type BarKey = ([u8; 32], i64);
 
-/// Offsets read (`offset/<partition>`: the next one to read) and the newest
+/// Offsets read (`offset/<partition>`: the next one to read), the newest
 /// open time stored per window (`newest/<window>`), which the retention is
-/// measured back from.
+/// measured back from, and the bar format of the values (`format`).
 const META: TableDefinition<&str, i64> = TableDefinition::new("meta");
 /// Each mint's latest closed bar of any window (for `/api/mints` after a
 /// restart).
@@ -121,10 +130,27 @@ pub struct Usage {
     pub file_bytes: u64,
 }
 
+/// Key of the bar format in [`META`].
+const FORMAT_KEY: &str = "format";
+
+/// What opening a store of another bar format did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct FormatChange {
+    /// The format the file held.
+    pub from: u16,
+    /// Its bars, dropped: what the topic still has in this build's format
+    /// is read again; the rest is gone from history.
+    pub dropped_bars: u64,
+}
+
 /// The open store.
 pub struct Store {
     db: Database,
     path: PathBuf,
+    /// Set when the file held bars of another format at open.
+    format_change: Option<FormatChange>,
+    /// Stored values that did not read as bars.
+    unreadable: AtomicU64,
 }
 
 impl Store {
@@ -141,13 +167,76 @@ impl Store {
             Err(redb::DatabaseError::DatabaseAlreadyOpen) => return Err(StoreError::InUse(path)),
             Err(error) => return Err(failed(error.to_string())),
         };
-        let store = Self { db, path };
+        let mut store = Self { db, path, format_change: None, unreadable: AtomicU64::new(0) };
         // Make the fixed tables exist, so readers of a fresh store find them.
         let txn = store.db.begin_write().map_err(db_error)?;
         txn.open_table(META).map_err(db_error)?;
         txn.open_table(MINTS).map_err(db_error)?;
         txn.commit().map_err(db_error)?;
+        let held = store.held_format()?;
+        if held != BAR_FORMAT {
+            let dropped_bars = store.drop_all()?;
+            store.format_change = Some(FormatChange { from: held, dropped_bars });
+        }
+        let txn = store.db.begin_write().map_err(db_error)?;
+        txn.open_table(META).map_err(db_error)?.insert(FORMAT_KEY, i64::from(BAR_FORMAT)).map_err(db_error)?;
+        txn.commit().map_err(db_error)?;
         Ok(store)
+    }
+
+    /// The bar format of the stored values: as recorded, or, in a file
+    /// that does not record it, that of a stored bar (this build's for an
+    /// empty file).
+    fn held_format(&self) -> Result<u16, StoreError> {
+        let txn = self.db.begin_read().map_err(db_error)?;
+        let meta = txn.open_table(META).map_err(db_error)?;
+        if let Some(format) = meta.get(FORMAT_KEY).map_err(db_error)? {
+            return Ok(u16::try_from(format.value()).unwrap_or(u16::MAX));
+        }
+        let mints = txn.open_table(MINTS).map_err(db_error)?;
+        let first = mints.iter().map_err(db_error)?.next().transpose().map_err(db_error)?;
+        Ok(first.map_or(BAR_FORMAT, |(_, value)| bar::format_of(value.value())))
+    }
+
+    /// Drops every bar, the mints and the offsets and newest times that
+    /// went with them, in one transaction; returns how many bars there were.
+    fn drop_all(&self) -> Result<u64, StoreError> {
+        let buckets = self.buckets()?;
+        let txn = self.db.begin_write().map_err(db_error)?;
+        let mut dropped = 0;
+        for bucket in buckets {
+            let name = bucket.name();
+            let definition = TableDefinition::<BarKey, &[u8]>::new(&name);
+            dropped += txn.open_table(definition).map_err(db_error)?.len().map_err(db_error)?;
+            txn.delete_table(definition).map_err(db_error)?;
+        }
+        txn.delete_table(MINTS).map_err(db_error)?;
+        txn.open_table(MINTS).map_err(db_error)?;
+        txn.delete_table(META).map_err(db_error)?;
+        txn.open_table(META).map_err(db_error)?;
+        txn.commit().map_err(db_error)?;
+        Ok(dropped)
+    }
+
+    /// What opening the store found, if it held bars of another format.
+    pub fn format_change(&self) -> Option<FormatChange> {
+        self.format_change
+    }
+
+    /// Stored values that did not read as bars, since the store opened.
+    pub fn unreadable(&self) -> u64 {
+        self.unreadable.load(Ordering::Relaxed)
+    }
+
+    /// Reads a stored value as a bar, counting one that does not read.
+    fn read(&self, value: &[u8]) -> Option<Bar> {
+        match bar::access(value) {
+            Ok(bar) => Some(bar.to_bar()),
+            Err(_) => {
+                self.unreadable.fetch_add(1, Ordering::Relaxed);
+                None
+            }
+        }
     }
 
     /// The file.
@@ -260,10 +349,10 @@ impl Store {
             let range = table.range((*mint, from_s)..=(*mint, to_s)).map_err(db_error)?;
             let mut take = |entry: Result<(redb::AccessGuard<'_, BarKey>, redb::AccessGuard<'_, &[u8]>), _>| {
                 let (_, value) = entry.map_err(db_error)?;
-                // Written by this module from valid bars; a bar that no
-                // longer reads (a newer format's file) is skipped.
-                if let Ok(bar) = bar::access(value.value()) {
-                    out.push(bar.to_bar());
+                // Written by this module from valid bars of the format the
+                // file records: one that does not read is counted.
+                if let Some(bar) = self.read(value.value()) {
+                    out.push(bar);
                 }
                 Ok::<_, StoreError>(out.len() >= limit)
             };
@@ -297,8 +386,8 @@ impl Store {
         let mut list = Vec::new();
         for entry in table.iter().map_err(db_error)? {
             let (_, value) = entry.map_err(db_error)?;
-            if let Ok(bar) = bar::access(value.value()) {
-                list.push(bar.to_bar());
+            if let Some(bar) = self.read(value.value()) {
+                list.push(bar);
             }
         }
         list.sort_by_key(|b| std::cmp::Reverse(b.open_time_s));
@@ -410,5 +499,74 @@ mod tests {
         assert_eq!(store.checkpoints().unwrap(), [(1, 7)]);
         assert_eq!(store.mints(10).unwrap()[0].open_time_s, 99 * 3600);
         assert!(store.usage().unwrap().allocated_bytes > 0);
+    }
+
+    /// Writes `value` under (mint, open time) in `bucket` and `mints`, and
+    /// `format` as the file's format (`None`: the key left out, as in files
+    /// written before it), bypassing the store's own checks.
+    fn put_raw(store: &Store, bucket: Bucket, mint: u8, open_time_s: i64, value: &[u8], format: Option<i64>) {
+        let txn = store.db.begin_write().unwrap();
+        {
+            let name = bucket.name();
+            let mut table = txn.open_table(TableDefinition::<BarKey, &[u8]>::new(&name)).unwrap();
+            table.insert(([mint; 32], open_time_s), value).unwrap();
+            txn.open_table(MINTS).unwrap().insert([mint; 32], value).unwrap();
+            let mut meta = txn.open_table(META).unwrap();
+            match format {
+                Some(format) => meta.insert(FORMAT_KEY, format).map(drop).unwrap(),
+                None => meta.remove(FORMAT_KEY).map(drop).unwrap(),
+            }
+        }
+        txn.commit().unwrap();
+    }
+
+    #[test]
+    fn a_store_of_an_older_format_is_emptied_for_a_fresh_read_and_says_how_much() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            // A file an older build wrote: format-1 values (121 bytes, no
+            // format field), offsets of what it had read, no format key.
+            let store = Store::open(dir.path(), "t", 1 << 20).unwrap();
+            store.write(&Batch { bars: Vec::new(), offsets: vec![(0, 500), (1, 300)] }).unwrap();
+            for (i, t) in [0, 60, 120].into_iter().enumerate() {
+                let old = [i as u8 + 1; bar::BAR_V1_LEN];
+                put_raw(&store, Bucket::of(60, 86_400, t), 9, t, &old, None);
+            }
+        }
+        let store = Store::open(dir.path(), "t", 1 << 20).unwrap();
+        assert_eq!(store.format_change(), Some(FormatChange { from: 1, dropped_bars: 3 }));
+        assert_eq!(store.bar_count().unwrap(), 0);
+        assert!(store.checkpoints().unwrap().is_empty(), "read the topic again from the start");
+        assert!(store.mints(10).unwrap().is_empty() && store.newest().unwrap().is_empty());
+        // What the writer reads again is stored as usual, and the file now
+        // says which format it holds: the next open changes nothing.
+        store.write(&Batch { bars: vec![(bar(9, 60, 60, 2.0), 86_400)], offsets: vec![(0, 501)] }).unwrap();
+        drop(store);
+        let store = Store::open(dir.path(), "t", 1 << 20).unwrap();
+        assert_eq!(store.format_change(), None);
+        assert_eq!(store.klines(&[9; 32], 60, (0, 1000), 10, Edge::Start).unwrap().len(), 1);
+        assert_eq!(store.unreadable(), 0);
+    }
+
+    #[test]
+    fn a_store_without_the_format_key_holding_this_format_keeps_its_bars() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let store = Store::open(dir.path(), "t", 1 << 20).unwrap();
+            let current = bar(4, 60, 120, 1.5);
+            put_raw(&store, Bucket::of(60, 86_400, 120), 4, 120, &current.to_bytes(), None);
+        }
+        let store = Store::open(dir.path(), "t", 1 << 20).unwrap();
+        assert_eq!(store.format_change(), None);
+        assert_eq!(store.klines(&[4; 32], 60, (0, 1000), 10, Edge::Start).unwrap().len(), 1);
+    }
+
+    #[test]
+    fn a_stored_value_that_does_not_read_is_counted_not_hidden() {
+        let (_dir, store) = store();
+        store.write(&Batch { bars: vec![(bar(5, 60, 0, 1.0), 86_400)], offsets: Vec::new() }).unwrap();
+        put_raw(&store, Bucket::of(60, 86_400, 60), 5, 60, b"not a bar", Some(i64::from(BAR_FORMAT)));
+        let got = store.klines(&[5; 32], 60, (0, 1000), 10, Edge::Start).unwrap();
+        assert_eq!((got.len(), store.unreadable()), (1, 1));
     }
 }

@@ -143,6 +143,9 @@ impl Writer {
                             self.batch.bars.push((bar.to_bar(), bucket_s));
                         }
                         Some(Ok(_)) => {}
+                        Some(Err(error)) if error.is_format() => {
+                            self.state.other_format.fetch_add(1, Ordering::Relaxed);
+                        }
                         _ => {
                             self.state.malformed.fetch_add(1, Ordering::Relaxed);
                         }

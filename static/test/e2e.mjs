@@ -87,6 +87,8 @@ const conflated = fanout === "shared";
  * per-client, 2 a second when pushes conflate).
  */
 const APPLIED_AFTER_DROP = conflated ? 12 : 50;
+/** EventSource events awaited in a check: a few seconds' worth. */
+const SSE_EVENTS = conflated ? 8 : 20;
 
 /** What the test started, so cleanup can stop it on every path. */
 const run = {
@@ -454,11 +456,16 @@ async function eventSourceStreams(port) {
       const bar = JSON.parse(e.data);
       s.bars.push({ id: e.lastEventId, seq: bar.seq, mint: bar.mint });
     };
-    source.addEventListener("reply", (e) => s.replies.push(JSON.parse(e.data)));
+    source.addEventListener("reply", (e) => {
+      const reply = JSON.parse(e.data);
+      // Where in the stream a resume came, and the last seq before it.
+      if (reply.since !== undefined) Object.assign(reply, { at: s.bars.length, lastSeen: s.bars.at(-1)?.seq });
+      s.replies.push(reply);
+    });
   }, mint);
   const s = await until(CANDLES_TIMEOUT_MS, async () => {
     const s = await page.evaluate(() => window.sse);
-    return s.bars.length >= 20 && s;
+    return s.bars.length >= SSE_EVENTS && s;
   }, 250);
   if (s === null) throw new Error(`EventSource: ${JSON.stringify(await page.evaluate(() => window.sse))}`);
   if (s.replies[0]?.type !== "subscribed") throw new Error(`first reply ${JSON.stringify(s.replies[0])}`);
@@ -481,13 +488,12 @@ async function eventSourceResumes(page) {
   const s = await until(RECONNECT_TIMEOUT_MS, async () => {
     const s = await page.evaluate(() => window.sse);
     const resumed = s.replies.some((r) => r.type === "subscribed" && r.since !== undefined);
-    return resumed && s.bars.length >= before + 20 && s;
+    return resumed && s.bars.length >= before + SSE_EVENTS && s;
   }, 250);
   if (s === null) throw new Error(`no resume: ${JSON.stringify(await page.evaluate(() => window.sse.replies))}`);
   const resume = s.replies.findLast((r) => r.type === "subscribed" && r.since !== undefined);
   const seqs = s.bars.map((b) => b.seq);
-  const lastBefore = seqs[before - 1];
-  if (resume.since !== lastBefore) throw new Error(`resumed since ${resume.since}, last seen ${lastBefore}`);
+  if (resume.since !== resume.lastSeen) throw new Error(`resumed since ${resume.since}, last seen ${resume.lastSeen}`);
   const gaps = s.replies.filter((r) => r.type === "gap");
   for (let i = 1; i < seqs.length; i += 1) {
     if (seqs[i] <= seqs[i - 1]) throw new Error(`seq ${seqs[i - 1]} then ${seqs[i]}: sent twice`);
