@@ -20,6 +20,7 @@
 //!   mode (one Kafka consumer per client, or one per shard with pushes),
 //!   history and resumes, the HTTP API.
 //! - [`runtime`]: pinned glommio executors, shutdown.
+//! - [`metrics`]: the Prometheus text writer every part's counters use.
 //! - [`cli`]: flags, validated once into configs; `tail`.
 
 pub mod aggregate;
@@ -30,6 +31,7 @@ pub mod history;
 pub mod ingest;
 pub mod kafka;
 pub mod market;
+pub mod metrics;
 pub mod runtime;
 pub mod sink;
 pub mod source;

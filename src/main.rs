@@ -7,15 +7,13 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Parser;
-use klinecast::cli::{Cli, Command, GatewayArgs, IngestArgs, ServeArgs, SourceConfig, plan_cores, tail};
+use klinecast::cli::{Cli, Command, GatewayArgs, IngestArgs, ServeArgs, plan_cores, tail};
 use klinecast::gateway::Gateway;
 use klinecast::ingest::metrics::IngestMetrics;
 use klinecast::ingest::{self, IngestReport};
 use klinecast::runtime::{self, Shutdown};
 use klinecast::sink::{KafkaSink, restore};
-use klinecast::source::solana::stream::redact;
-use klinecast::source::solana::{Resume, SolanaSource};
-use klinecast::source::{MockSource, ReplaySource, Source};
+use klinecast::source;
 use tracing_subscriber::EnvFilter;
 
 fn main() -> ExitCode {
@@ -84,46 +82,17 @@ fn run_ingest(args: IngestArgs, shutdown: Shutdown, metrics: Arc<IngestMetrics>)
     // Created here, on the unpinned main thread: librdkafka's threads inherit
     // the creating thread's CPU affinity and must not share the ingest core.
     let sink = KafkaSink::connect(&args.kafka.config(), &args.windows)?;
-    // A live source continues its series where the previous run left them;
-    // a replay recomputes everything from its own event times.
-    let mut restored = match &source_config {
-        SourceConfig::Mock(_) | SourceConfig::Solana(_) => {
-            restore::last_states(&args.kafka.config(), &args.windows, sink.partitions())?
-        }
-        SourceConfig::Replay(_) => restore::Restored::default(),
+    // A live source continues its series where the previous run left them
+    // (bars carry the slot the trades in Kafka are complete up to); a replay
+    // recomputes everything from its own event times.
+    let mut restored = match source_config.continues_series() {
+        true => restore::last_states(&args.kafka.config(), &args.windows, sink.partitions())?,
+        false => restore::Restored::default(),
     };
-    let source = match source_config {
-        SourceConfig::Mock(config) => {
-            let source = MockSource::new(config);
-            if let Some(schedule) = source.schedule() {
-                let _ = metrics.source.set(schedule);
-            }
-            Source::Mock(Box::new(source))
-        }
-        SourceConfig::Replay(config) => Source::Replay(
-            ReplaySource::open(&config)
-                .with_context(|| format!("cannot open replay file {}", config.path.display()))?,
-        ),
-        SourceConfig::Solana(config) => {
-            // Bars carry the slot the trades in Kafka are complete up to;
-            // the newest says where to backfill from.
-            let resume = (restored.resume_slot > 0).then(|| Resume {
-                slot: restored.resume_slot,
-                hold_s: restored.bars.iter().map(|b| b.open_time_s).max().unwrap_or_default(),
-                applied: std::mem::take(&mut restored.applied),
-            });
-            if resume.is_none() {
-                tracing::info!(
-                    bars = restored.bars.len(),
-                    "no resume point in Kafka: starting from the live stream (trades made while no ingest ran are not backfilled)"
-                );
-            }
-            tracing::info!(rpc = %redact(&config.rpc_url), ws = %redact(&config.ws_url), commitment = config.commitment.name(), "live Solana source");
-            let source = SolanaSource::new(*config, resume).map_err(anyhow::Error::msg)?;
-            let _ = metrics.source.set(source.metrics());
-            Source::Solana(Box::new(source))
-        }
-    };
+    let source = source::open(source_config, restored.resume())?;
+    if let Some(counters) = source.metrics() {
+        let _ = metrics.source.set(counters);
+    }
     let core = runtime::cores(&args.cores)[0];
     let config = args.ingest_config().map_err(anyhow::Error::msg)?;
     tracing::info!(windows = %config.windows, core, brokers = %args.kafka.brokers, topic = %args.kafka.topic, "ingest starting");

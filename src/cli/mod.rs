@@ -21,7 +21,7 @@ use crate::gateway::{Fanout, GatewayConfig};
 use crate::ingest::{DEFAULT_MAX_POOLS, IngestConfig, MintShard};
 use crate::kafka::KafkaConfig;
 use crate::source::solana::{Commitment, SolanaConfig, ws_url_for};
-use crate::source::{MockConfig, ReplayConfig};
+use crate::source::{MockConfig, ReplayConfig, SourceConfig};
 
 /// klinecast: real-time K-lines (OHLCV) for pump.fun tokens, through Apache Kafka.
 ///
@@ -173,17 +173,6 @@ pub struct IngestArgs {
     /// Cores to pin executors to, comma-separated (ingest first).
     #[arg(long, env = "KLINECAST_CORES", value_delimiter = ',')]
     pub cores: Vec<usize>,
-}
-
-/// The source a run reads, validated.
-#[derive(Debug, Clone)]
-pub enum SourceConfig {
-    /// Mock trades.
-    Mock(MockConfig),
-    /// Replayed log lines.
-    Replay(ReplayConfig),
-    /// A Solana RPC node.
-    Solana(Box<SolanaConfig>),
 }
 
 impl IngestArgs {

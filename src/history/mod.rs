@@ -33,8 +33,8 @@ pub use config::{HistoryConfig, HistoryError, State};
 pub use retention::Retention;
 pub use store::{Edge, Store, StoreError};
 
-use crate::ingest::metrics::sample;
 use crate::kafka::KafkaConfig;
+use crate::metrics::sample;
 use crate::runtime::Shutdown;
 
 /// Default `--history-max-bytes`: the disk cap of the store.

@@ -28,6 +28,7 @@ use crate::codec::event::Position;
 use crate::codec::trade::Pubkey;
 use crate::kafka::topic::widest_window;
 use crate::kafka::{ConnectError, KafkaConfig, Reader, reader};
+use crate::source::solana::Resume;
 
 /// Most messages read back per partition.
 pub const MAX_RESTORE_MESSAGES: i64 = 1_000_000;
@@ -49,6 +50,20 @@ pub struct Restored {
     pub resume_slot: u64,
     /// The trades of slots at or after `resume_slot` that Kafka holds.
     pub applied: Vec<Position>,
+}
+
+impl Restored {
+    /// Where a live source resumes: the resume slot, the latest bar time
+    /// restored (the clock waits there until the missed slots are in) and
+    /// the trades Kafka holds from that slot on (taken out); `None` when no
+    /// update carries a resume slot.
+    pub fn resume(&mut self) -> Option<Resume> {
+        (self.resume_slot > 0).then(|| Resume {
+            slot: self.resume_slot,
+            hold_s: self.bars.iter().map(|b| b.open_time_s).max().unwrap_or_default(),
+            applied: std::mem::take(&mut self.applied),
+        })
+    }
 }
 
 /// The latest update of every series found in the topic's recent past, and

@@ -121,9 +121,9 @@ impl MockSchedule {
     }
 }
 
-impl crate::ingest::metrics::RenderMetrics for MockSchedule {
+impl crate::metrics::RenderMetrics for MockSchedule {
     fn render(&self, out: &mut String) {
-        use crate::ingest::metrics::sample;
+        use crate::metrics::sample;
         let help =
             "Mock source: wall clock (unix ns) its trade schedule starts at; trade k is meant for start + k/rate";
         sample(out, "klinecast_mock_schedule_start_ns", help, "gauge", self.start_ns);

@@ -9,17 +9,20 @@
 //! - [`replay`]: a file or pipe of captured log lines or JSON messages.
 //! - [`solana`]: live from an RPC node (WebSocket, backfill, dedupe).
 //! - [`record`]: what every source hands out and is asked.
+//! - [`open`]: a source from its settings.
 //! - [`logs`], [`tx`]: sans-io reading of Solana logs and RPC messages,
 //!   shared by the replay and the live source.
 
 pub mod logs;
 pub mod mock;
+pub mod open;
 pub mod record;
 pub mod replay;
 pub mod solana;
 pub mod tx;
 
 pub use mock::{MockConfig, MockSource};
+pub use open::{OpenError, SourceConfig, open};
 pub use record::{ClockKind, Fact, Filled, Lookup, MAX_BATCH, Record};
 pub use replay::{ReplayConfig, ReplaySource};
 

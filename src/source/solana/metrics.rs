@@ -7,7 +7,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use crate::ingest::metrics::{RenderMetrics, labeled, sample};
+use crate::metrics::{RenderMetrics, labeled, sample};
 
 /// Upper bounds (seconds) of the notification-lag histogram buckets.
 pub const LAG_BUCKETS_S: [f64; 10] = [0.5, 1.0, 1.5, 2.0, 3.0, 5.0, 10.0, 30.0, 60.0, 300.0];
