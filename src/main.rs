@@ -45,10 +45,9 @@ fn serve(args: ServeArgs, shutdown: Shutdown) -> anyhow::Result<()> {
     let available = runtime::cores(&args.ingest.cores);
     let (_, shard_cores) = plan_cores(&available, args.gateway.shards);
     let metrics = Arc::new(IngestMetrics::default());
-    let mut config = args.gateway.config(args.ingest.kafka.config(), args.ingest.windows.clone(), shard_cores);
-    config.ingest = Some(metrics.clone());
+    let config = args.gateway.config(args.ingest.kafka.config(), args.ingest.windows.clone(), shard_cores);
     runtime::raise_limits();
-    let gateway = Gateway::start(config, shutdown.clone())?;
+    let gateway = Gateway::start(config, Some(metrics.clone()), shutdown.clone())?;
     let keep_serving = args.ingest.replay_then_serve;
     let ingest = run_ingest(args.ingest, shutdown.clone(), metrics).map(|_| ());
     // Ingest ends at shutdown or at the end of a replay; after a replay the
@@ -66,7 +65,7 @@ fn run_gateway(args: GatewayArgs, shutdown: Shutdown) -> anyhow::Result<()> {
     let cores = (0..shards).map(|i| available[(i + 1) % available.len()]).collect();
     let config = args.gateway.config(args.kafka.config(), args.windows.clone(), cores);
     runtime::raise_limits();
-    Gateway::start(config, shutdown)?.join()
+    Gateway::start(config, None, shutdown)?.join()
 }
 
 fn run_ingest(args: IngestArgs, shutdown: Shutdown, metrics: Arc<IngestMetrics>) -> anyhow::Result<IngestReport> {

@@ -128,6 +128,12 @@ mod tests {
     use super::*;
 
     #[test]
+    fn labels_read_like_the_flags() {
+        let labels: Vec<String> = [1, 60, 300, 3600, 86_400, 90].into_iter().map(label).collect();
+        assert_eq!(labels, ["1s", "1m", "5m", "1h", "1d", "90s"]);
+    }
+
+    #[test]
     fn parses_the_spec_examples() {
         let w: Windows = "1s,1m,5m,15m,1h,4h,1d".parse().unwrap();
         assert_eq!(w.seconds(), &[1, 60, 300, 900, 3600, 14_400, 86_400]);

@@ -384,9 +384,7 @@ impl GatewayOptions {
             static_dir: self.static_dir.clone(),
             history_lookback: self.history_lookback,
             max_outbound_bytes: self.max_outbound_bytes.max(4096),
-            ingest: None,
             history,
-            history_store: None,
             resume_updates: self.resume_updates.max(1),
         }
     }

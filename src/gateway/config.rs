@@ -2,10 +2,12 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::aggregate::Windows;
 use crate::history::{History, HistoryConfig};
+use crate::ingest::metrics::IngestMetrics;
 use crate::kafka::KafkaConfig;
 
 /// How bars reach clients.
@@ -55,15 +57,19 @@ pub struct GatewayConfig {
     /// Outbound bytes queued per connection before updates are conflated
     /// (shared mode) and, if that does not help, the client is closed.
     pub max_outbound_bytes: usize,
+    /// Where closed bars are kept and for how long.
+    pub history: HistoryConfig,
+    /// Updates each shard keeps for clients that resume (`since`, `from`).
+    pub resume_updates: usize,
+}
+
+/// What the shards share besides their settings: handles to running parts.
+#[derive(Debug, Clone, Default)]
+pub struct Shared {
     /// The ingest side's counters and health, when ingest runs in the same
     /// process (`serve`): `/metrics` shows them, `/healthz` says what is
     /// wrong with it.
-    pub ingest: Option<std::sync::Arc<crate::ingest::metrics::IngestMetrics>>,
-    /// Where closed bars are kept and for how long.
-    pub history: HistoryConfig,
-    /// The opened history store, set by [`Gateway::start`](super::Gateway::start)
-    /// before the shards start; every shard reads it.
-    pub history_store: Option<History>,
-    /// Updates each shard keeps for clients that resume (`since`, `from`).
-    pub resume_updates: usize,
+    pub ingest: Option<Arc<IngestMetrics>>,
+    /// The opened history store, every shard reads it.
+    pub history: Option<History>,
 }

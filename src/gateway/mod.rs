@@ -49,6 +49,7 @@ pub use config::{Fanout, GatewayConfig};
 use kafka_workers::KafkaWorkers;
 use metrics::Metrics;
 
+use crate::ingest::metrics::IngestMetrics;
 use crate::kafka::ConnectError;
 use crate::runtime::{self, Executor, RuntimeError, Shutdown};
 
@@ -85,22 +86,28 @@ pub struct Gateway {
 }
 
 impl Gateway {
-    /// Checks Kafka, creates the topic if needed and starts one shard per
-    /// core. Call from the unpinned main thread.
-    pub fn start(mut config: GatewayConfig, shutdown: Shutdown) -> Result<Self, GatewayError> {
+    /// Checks Kafka, creates the topic if needed, opens the history store
+    /// and starts one shard per core; `ingest` is the counters of an ingest
+    /// running in the same process (`serve`). Call from the unpinned main
+    /// thread.
+    pub fn start(
+        mut config: GatewayConfig,
+        ingest: Option<Arc<IngestMetrics>>,
+        shutdown: Shutdown,
+    ) -> Result<Self, GatewayError> {
         let partitions = crate::kafka::topic::ensure_topic(&config.kafka, config.windows.len() as i32)?;
         config.history.partitions = partitions;
         let history = crate::history::HistoryWriter::start(config.history.clone(), &config.kafka, shutdown.clone())?;
-        config.history_store = Some(history.history.clone());
+        let shared = config::Shared { ingest, history: Some(history.history.clone()) };
         let workers = KafkaWorkers::start(KAFKA_WORKER_THREADS).map_err(GatewayError::Workers)?;
         let metrics = Arc::new(Metrics::default());
         let mut shards = Vec::new();
         for (i, &core) in config.cores.iter().enumerate() {
-            let (config, metrics, workers, shutdown) =
-                (config.clone(), metrics.clone(), workers.clone(), shutdown.clone());
+            let (config, shared, metrics, workers, shutdown) =
+                (config.clone(), shared.clone(), metrics.clone(), workers.clone(), shutdown.clone());
             let name = format!("gateway-{i}");
             shards.push(runtime::spawn_pinned(&name, core, move || {
-                shard::run(config, metrics, workers, partitions, shutdown)
+                shard::run(config, shared, metrics, workers, partitions, shutdown)
             })?);
         }
         tracing::info!(listen = %config.listen, shards = shards.len(), "gateway listening on http://{}", config.listen);

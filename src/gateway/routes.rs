@@ -12,7 +12,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use super::api::{self, Shape};
-use super::config::GatewayConfig;
+use super::config::{GatewayConfig, Shared};
 use super::feed::Feed;
 use super::http::{self, RequestHead, Route};
 use super::kafka_workers::KafkaWorkers;
@@ -20,6 +20,7 @@ use super::metrics::Metrics;
 use super::pages;
 use crate::codec::bar::Bar;
 use crate::history::History;
+use crate::ingest::metrics::IngestMetrics;
 
 /// Mints listed by `/api/mints`.
 pub const MINTS_LISTED: usize = 1000;
@@ -38,15 +39,23 @@ pub struct Routes {
     pub feed: Option<Rc<Feed>>,
     /// The history store (`/api/klines`, `/api/v3/klines`, `/api/mints`).
     pub history: Option<History>,
+    /// The counters of an ingest in the same process (`serve`).
+    pub ingest: Option<Arc<IngestMetrics>>,
     /// Files served under `/` and `/static/`, read once.
     files: RefCell<HashMap<String, Rc<Vec<u8>>>>,
 }
 
 impl Routes {
     /// The routes of one shard.
-    pub fn new(config: GatewayConfig, metrics: Arc<Metrics>, workers: KafkaWorkers, feed: Option<Rc<Feed>>) -> Self {
-        let history = config.history_store.clone();
-        Self { config, metrics, workers, feed, history, files: RefCell::new(HashMap::new()) }
+    pub fn new(
+        config: GatewayConfig,
+        shared: Shared,
+        metrics: Arc<Metrics>,
+        workers: KafkaWorkers,
+        feed: Option<Rc<Feed>>,
+    ) -> Self {
+        let Shared { ingest, history } = shared;
+        Self { config, metrics, workers, feed, history, ingest, files: RefCell::new(HashMap::new()) }
     }
 
     /// The complete response to a request that is not a WebSocket upgrade.
@@ -60,7 +69,7 @@ impl Routes {
             Route::Static(rel) => self.static_file(rel, with_body),
             Route::Metrics => {
                 let mut text = self.metrics.render();
-                if let Some(ingest) = &self.config.ingest {
+                if let Some(ingest) = &self.ingest {
                     text.push_str(&ingest.render());
                 }
                 if let Some(history) = &self.history {
@@ -112,7 +121,7 @@ impl Routes {
             Ok(Err(error)) => Err(error.to_string()),
             Err(error) => Err(error.to_string()),
         };
-        let source = self.config.ingest.as_ref().and_then(|i| i.unhealthy());
+        let source = self.ingest.as_ref().and_then(|i| i.unhealthy());
         match (reachable, source) {
             (Ok(partitions), None) => {
                 let body = format!("{{\"status\":\"ok\",\"kafka\":\"reachable\",\"partitions\":{partitions}}}");

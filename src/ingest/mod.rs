@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 use glommio::timer::sleep;
 
 use crate::aggregate::{
-    AggregateStats, Aggregator, AggregatorConfig, ClockMode, EmitPolicy, Rejected, SeqOrigin, Update, Windows,
+    AggregateStats, Aggregator, AggregatorConfig, ClockMode, EmitPolicy, Rejected, SeqOrigin, Update, Windows, windows,
 };
 use crate::codec::amm::PoolMints;
 use crate::codec::bar::Bar;
@@ -278,8 +278,9 @@ impl Ingest {
         for (mint, decimals) in &config.quote_decimals {
             market.learn_decimals(mint, *decimals);
         }
-        let _ =
-            metrics.late.set(config.windows.seconds().iter().map(|&w| (window_label(w), Default::default())).collect());
+        let _ = metrics
+            .late
+            .set(config.windows.seconds().iter().map(|&w| (windows::label(w), Default::default())).collect());
         Self {
             out: Vec::with_capacity(MAX_BATCH * config.windows.len()),
             agg,
@@ -480,16 +481,6 @@ impl Ingest {
     }
 }
 
-/// `1s`, `1m`, `5m`, `1h`, `1d`, or seconds, as metric labels.
-pub fn window_label(window_s: u32) -> String {
-    match window_s {
-        s if s % 86_400 == 0 => format!("{}d", s / 86_400),
-        s if s % 3600 == 0 => format!("{}h", s / 3600),
-        s if s % 60 == 0 => format!("{}m", s / 60),
-        s => format!("{s}s"),
-    }
-}
-
 /// Hands every bar in `out` to the producer, in order, stamped with the
 /// resume slot. When librdkafka's queue is full the loop waits for the
 /// broker (counted); nothing is dropped unless shutdown is requested while
@@ -565,11 +556,5 @@ mod tests {
         }
         assert!(owned.iter().all(|&n| n > 50), "{owned:?}");
         assert_eq!(shard_for(&[9; 32], 1), 0);
-    }
-
-    #[test]
-    fn window_labels_read_like_the_flags() {
-        let labels: Vec<String> = [1, 60, 300, 3600, 86_400, 90].into_iter().map(window_label).collect();
-        assert_eq!(labels, ["1s", "1m", "5m", "1h", "1d", "90s"]);
     }
 }

@@ -27,6 +27,7 @@ use crate::gateway::outbox::{Out, Outbox};
 use crate::gateway::protocol::{CommandError, Reply};
 use crate::gateway::transport::Transport;
 use crate::gateway::update::Series;
+use crate::history::History;
 use crate::kafka::Reader;
 use crate::runtime::Shutdown;
 
@@ -53,6 +54,8 @@ pub struct Context {
     pub hub: Rc<Hub>,
     /// The shard's reader (history, resumes), if it started.
     pub feed: Option<Rc<Feed>>,
+    /// The history store (`hist` pages).
+    pub history: Option<History>,
     /// The shard's live sessions.
     pub sessions: Sessions,
     /// Process shutdown flag.

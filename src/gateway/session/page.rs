@@ -15,7 +15,7 @@ use crate::gateway::update;
 /// Answers a [`Command::Page`] (others are left alone), replies included.
 pub async fn apply(ctx: &Context, session: &Session, command: &Command) -> Result<(), Refused> {
     let Command::Page { window_s, count, mint, start_ms, end_ms, fill } = *command else { return Ok(()) };
-    let history = ctx.config.history_store.as_ref().ok_or(Refused::Unavailable("no history store"))?;
+    let history = ctx.history.as_ref().ok_or(Refused::Unavailable("no history store"))?;
     if fill && !session.format.is_text() {
         return Err(Refused::Unavailable(
             "fill=prev needs /ws?format=json or format=binance: a filled window has no trades, which a binary bar cannot be",
