@@ -65,7 +65,7 @@ pub struct GatewayConfig {
 
 /// What the shards share besides their settings: handles to running parts.
 #[derive(Debug, Clone, Default)]
-pub struct Shared {
+pub struct Handles {
     /// The ingest side's counters and health, when ingest runs in the same
     /// process (`serve`): `/metrics` shows them, `/healthz` says what is
     /// wrong with it.

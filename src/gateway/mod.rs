@@ -98,16 +98,16 @@ impl Gateway {
         let partitions = crate::kafka::topic::ensure_topic(&config.kafka, config.windows.len() as i32)?;
         config.history.partitions = partitions;
         let history = crate::history::HistoryWriter::start(config.history.clone(), &config.kafka, shutdown.clone())?;
-        let shared = config::Shared { ingest, history: Some(history.history.clone()) };
+        let handles = config::Handles { ingest, history: Some(history.history.clone()) };
         let workers = KafkaWorkers::start(KAFKA_WORKER_THREADS).map_err(GatewayError::Workers)?;
         let metrics = Arc::new(Metrics::default());
         let mut shards = Vec::new();
         for (i, &core) in config.cores.iter().enumerate() {
-            let (config, shared, metrics, workers, shutdown) =
-                (config.clone(), shared.clone(), metrics.clone(), workers.clone(), shutdown.clone());
+            let (config, handles, metrics, workers, shutdown) =
+                (config.clone(), handles.clone(), metrics.clone(), workers.clone(), shutdown.clone());
             let name = format!("gateway-{i}");
             shards.push(runtime::spawn_pinned(&name, core, move || {
-                shard::run(config, shared, metrics, workers, partitions, shutdown)
+                shard::run(config, handles, metrics, workers, partitions, shutdown)
             })?);
         }
         tracing::info!(listen = %config.listen, shards = shards.len(), "gateway listening on http://{}", config.listen);

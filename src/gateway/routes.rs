@@ -12,7 +12,7 @@ use std::rc::Rc;
 use std::sync::Arc;
 
 use super::api::{self, Shape};
-use super::config::{GatewayConfig, Shared};
+use super::config::{GatewayConfig, Handles};
 use super::feed::Feed;
 use super::http::{self, RequestHead, Route};
 use super::kafka_workers::KafkaWorkers;
@@ -49,12 +49,12 @@ impl Routes {
     /// The routes of one shard.
     pub fn new(
         config: GatewayConfig,
-        shared: Shared,
+        handles: Handles,
         metrics: Arc<Metrics>,
         workers: KafkaWorkers,
         feed: Option<Rc<Feed>>,
     ) -> Self {
-        let Shared { ingest, history } = shared;
+        let Handles { ingest, history } = handles;
         Self { config, metrics, workers, feed, history, ingest, files: RefCell::new(HashMap::new()) }
     }
 

@@ -16,7 +16,7 @@ use glommio::spawn_local;
 use glommio::timer::sleep;
 
 use super::arrivals::Arrivals;
-use super::config::{Fanout, GatewayConfig, Shared};
+use super::config::{Fanout, GatewayConfig, Handles};
 use super::feed::Feed;
 use super::http::{RequestHead, Route};
 use super::hub::{self, Hub};
@@ -71,7 +71,7 @@ impl Service for Shard {
 /// Runs one shard until shutdown.
 pub async fn run(
     config: GatewayConfig,
-    shared: Shared,
+    handles: Handles,
     metrics: Arc<Metrics>,
     workers: KafkaWorkers,
     partitions: i32,
@@ -106,11 +106,11 @@ pub async fn run(
         partitions,
         hub: hub.clone(),
         feed: feed.clone(),
-        history: shared.history.clone(),
+        history: handles.history.clone(),
         sessions: Sessions::default(),
         shutdown: shutdown.clone(),
     });
-    let routes = Routes::new(config.clone(), shared, metrics.clone(), workers.clone(), feed.clone());
+    let routes = Routes::new(config.clone(), handles, metrics.clone(), workers.clone(), feed.clone());
     let shard = Rc::new(Shard { sessions: ctx.clone(), routes });
     let poller = spawn_local(poll(ctx.clone()));
     let sweeper = spawn_local(session::sweep_silent(ctx.clone()));
