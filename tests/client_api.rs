@@ -221,8 +221,12 @@ fn closed_in_kafka(topic: &str, mint: &str, newest: i64) -> Vec<(i64, u64)> {
     bars.filter(|b| b.closed && b.open_time_s <= newest).map(|b| (b.open_time_s, b.seq)).collect()
 }
 
+/// (time, seq) of the closed rows; the rows end with at most one open one
+/// (the bar still forming), after every closed row.
 fn time_and_seq(rows: &[Value]) -> Vec<(i64, u64)> {
-    rows.iter().map(|r| (r["unix_timestamp"].as_i64().unwrap(), r["seq"].as_u64().unwrap())).collect()
+    let open = rows.iter().position(|r| r["closed"] == false).unwrap_or(rows.len());
+    assert!(open + 1 >= rows.len(), "only the last row may be open");
+    rows[..open].iter().map(|r| (r["unix_timestamp"].as_i64().unwrap(), r["seq"].as_u64().unwrap())).collect()
 }
 
 /// Ingest runs on its own; the gateway pages, stops, misses a few seconds
@@ -246,6 +250,7 @@ fn history_pages_are_complete_and_ordered_across_a_gateway_restart_on_its_store(
     let path = format!("/api/klines?mint={mint}&window=1s");
     let (rows, pages) = walk_back(&server, &path, 3);
     assert!(pages >= 4, "{pages} pages");
+    assert_eq!(rows.last().unwrap()["closed"], false, "the newest row is the bar still open, as on Binance");
     let first = time_and_seq(&rows);
     assert!(first.windows(2).all(|w| w[0].0 < w[1].0), "in order across pages, none twice");
     let newest = first.last().unwrap().0;
@@ -436,6 +441,30 @@ fn a_binance_client_librarys_parser_reads_api_v3_klines() {
         assert_eq!(k["q"].as_str().unwrap().parse::<f64>().unwrap(), bar.volume_quote as f64 / 1e9);
         assert_eq!((k["n"].as_u64(), k["x"].as_bool()), (Some(u64::from(bar.trades)), Some(true)));
     }
+}
+
+/// Binance's klines end with the kline still forming: within a coin's first
+/// hour, `/api/v3/klines?interval=1h` has that bar, and ccxt's own parser
+/// (what `fetch_ohlcv` runs) reads it; `/api/klines` marks it
+/// `"closed":false`.
+#[test]
+fn the_open_kline_ends_the_history_within_a_coins_first_window() {
+    let server = Server::start(&["serve", "--mock-mints", "1", "--mock-rate", "100"]);
+    let mint = some_mint(&server);
+    let (_, native) = get_json(&server, &format!("/api/klines?mint={mint}&window=1h"));
+    let native = native.as_array().unwrap();
+    let open = native.last().unwrap_or_else(|| panic!("no row at all within the coin's first hour"));
+    assert_eq!(open["closed"], false, "{open}");
+    assert!(native[..native.len() - 1].iter().all(|r| r["closed"] == true), "only the last row is open");
+    let url = format!("http://127.0.0.1:{}/api/v3/klines?symbol={mint}&interval=1h", server.port);
+    let root = env!("CARGO_MANIFEST_DIR");
+    let out = Command::new("node").arg(format!("{root}/static/tools/ccxt-klines.mjs")).arg(&url).output().unwrap();
+    assert!(out.status.success(), "ccxt: {}", String::from_utf8_lossy(&out.stderr));
+    let parsed: Vec<Vec<f64>> = serde_json::from_slice(&out.stdout).unwrap();
+    let last = parsed.last().unwrap_or_else(|| panic!("ccxt parsed no row"));
+    let open_ms = open["unix_timestamp"].as_i64().unwrap() * 1000;
+    assert_eq!(last[0], open_ms as f64, "ccxt's last row is the open hour");
+    assert!(last[4] > 0.0 && last[2] >= last[3], "{last:?}");
 }
 
 #[test]

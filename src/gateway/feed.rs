@@ -208,6 +208,22 @@ impl Feed {
         entry.latest = Some(bar);
     }
 
+    /// The updates of one series past open time `after_s`, oldest first: the
+    /// closing bars kept here, then the latest update if its bar is still
+    /// open.
+    pub fn newer_than(&self, mint: &Pubkey, window_s: u32, after_s: i64) -> Vec<Bar> {
+        let series = self.series.borrow();
+        let Some(series) = series.get(&(*mint, window_s)) else { return Vec::new() };
+        let mut bars: Vec<Bar> =
+            series.closed.iter().rev().take_while(|bar| bar.open_time_s > after_s).copied().collect();
+        bars.reverse();
+        let newest_s = bars.last().map_or(after_s, |bar| bar.open_time_s);
+        if let Some(open) = series.latest.filter(|bar| !bar.closed && bar.open_time_s > newest_s) {
+            bars.push(open);
+        }
+        bars
+    }
+
     /// The last `count` closing bars of a window, of one mint or of all
     /// mints, oldest first.
     pub fn recent_closes(&self, window_s: u32, mint: Option<&Pubkey>, count: usize) -> Vec<Bar> {

@@ -146,7 +146,7 @@ impl Routes {
     async fn klines(&self, head: &RequestHead, shape: Shape) -> Result<String, api::ApiError> {
         let query = api::parse_klines(shape, &head.query_pairs(), self.config.windows.seconds())?;
         let history = self.history.as_ref().ok_or(api::ApiError::NotReady)?;
-        let rows = pages::page(history, &self.workers, query).await?;
+        let rows = pages::page(history, &self.workers, query, self.feed.as_deref()).await?;
         Ok(api::body(shape, &rows, query.unit))
     }
 

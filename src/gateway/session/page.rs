@@ -22,7 +22,7 @@ pub async fn apply(ctx: &Context, session: &Session, command: &Command) -> Resul
         ));
     }
     let query = KlinesQuery::new(mint, window_s, (start_ms, end_ms), count as usize, fill, session.format.unit);
-    let rows = pages::page(history, &ctx.workers, query).await?;
+    let rows = pages::page(history, &ctx.workers, query, ctx.feed.as_deref()).await?;
     session.reply(&Reply::Paged { command, bars: rows.len() });
     for row in &rows {
         session.push_bar(update::frame_of_bar(session.transport, session.format, &row.bar, row.filled));
