@@ -443,6 +443,63 @@ fn a_binance_client_librarys_parser_reads_api_v3_klines() {
     }
 }
 
+/// Closing bars of `mint`'s 1 s series a client has after `/api/klines`
+/// then `sub-1s <mint>`: the closed rows, then the live closing updates.
+fn rest_then_live(server: &Server, mint: &str) -> (Vec<i64>, Vec<i64>) {
+    let (_, rows) = get_json(server, &format!("/api/klines?mint={mint}&window=1s&limit=5"));
+    let rows: Vec<i64> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|r| r["closed"] == true)
+        .map(|r| r["unix_timestamp"].as_i64().unwrap())
+        .collect();
+    let mut ws = server.ws("/ws");
+    assert_eq!(command(&mut ws, &format!("sub-1s {mint}"))["type"], "subscribed");
+    let live = bars(&collect(&mut ws, Duration::from_millis(1500)));
+    (rows, live.iter().filter(|b| b.closed).map(|b| b.open_time_s).collect())
+}
+
+/// History then live with no hole, whatever the moment: 20 times, 0–50 ms
+/// after a 1 s bar of the coin closed (when the history store has not
+/// committed it yet), a client pages `/api/klines` and subscribes; every
+/// closed bar in Kafka from its first row to its last live close is in one
+/// or the other. Both fan-out modes.
+#[test]
+fn history_then_live_has_no_hole_right_after_a_bar_closes() {
+    for fanout in ["per-client", "shared"] {
+        let server = Server::start(&["serve", "--fanout", fanout, "--mock-mints", "1", "--mock-rate", "50"]);
+        let mint = some_mint(&server);
+        let mut watcher = server.ws("/ws");
+        assert_eq!(command(&mut watcher, &format!("sub-1s {mint}"))["type"], "subscribed");
+        let mut trials = Vec::new();
+        for trial in 0..20u64 {
+            // Wait for a close, then 0–50 ms.
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while !bars(&collect(&mut watcher, Duration::from_millis(1))).iter().any(|b| b.closed) {
+                assert!(Instant::now() < deadline, "no 1 s bar closed in 10 s");
+            }
+            std::thread::sleep(Duration::from_millis(trial * 50 / 19));
+            trials.push(rest_then_live(&server, &mint));
+        }
+        let closed: Vec<i64> =
+            series_in_kafka(&server.topic, &mint, 1).into_iter().filter(|b| b.closed).map(|b| b.open_time_s).collect();
+        for (i, (rows, live)) in trials.iter().enumerate() {
+            // The first bar the client has (history may be empty in the
+            // coin's first seconds) to the last.
+            let (Some(&from), Some(&to)) = (rows.first().or(live.first()), live.last()) else {
+                panic!("{fanout} trial {i}: rows {rows:?}, live closes {live:?}");
+            };
+            let holes: Vec<i64> = closed
+                .iter()
+                .copied()
+                .filter(|t| (from..=to).contains(t) && !rows.contains(t) && !live.contains(t))
+                .collect();
+            assert!(holes.is_empty(), "{fanout} trial {i}: bars {holes:?} in neither (rows {rows:?}, live {live:?})");
+        }
+    }
+}
+
 /// Binance's klines end with the kline still forming: within a coin's first
 /// hour, `/api/v3/klines?interval=1h` has that bar, and ccxt's own parser
 /// (what `fetch_ohlcv` runs) reads it; `/api/klines` marks it
