@@ -500,6 +500,57 @@ fn history_then_live_has_no_hole_right_after_a_bar_closes() {
     }
 }
 
+/// TradingView's UDF datafeed on fixed data: the documented shapes of
+/// `config`, `time`, `symbols`, `search` and `history` (from/to,
+/// countback, `no_data` with `nextTime`), and errors as answers.
+#[test]
+fn tradingview_udf_answers_the_documented_shapes() {
+    let server = gateway_over(&fixed_trades());
+    let mint = bs58::encode([4u8; 32]).into_string();
+    let hour: i64 = 1_770_649_200;
+    let kafka: Vec<Bar> = series_in_kafka(&server.topic, &mint, 60).into_iter().filter(|b| b.closed).collect();
+    assert_eq!(kafka.iter().map(|b| b.open_time_s - hour).collect::<Vec<_>>(), [0, 180, 300]);
+
+    let (_, config) = get_json(&server, "/udf/config");
+    assert_eq!(config["supported_resolutions"], serde_json::json!(["1S", "1", "5", "60"]));
+    assert_eq!((config["supports_search"].as_bool(), config["supports_time"].as_bool()), (Some(true), Some(true)));
+    let now: i64 = body(&server.get("/udf/time")).trim().parse().unwrap();
+    let wall = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap().as_secs() as i64;
+    assert!((now - wall).abs() <= 5, "{now} vs {wall}");
+
+    let (_, info) = get_json(&server, &format!("/udf/symbols?symbol={mint}"));
+    assert_eq!((info["name"].as_str(), info["type"].as_str()), (Some(mint.as_str()), Some("crypto")));
+    let scale = info["pricescale"].as_u64().unwrap();
+    assert!(scale.to_string().trim_start_matches('1').bytes().all(|b| b == b'0'), "a power of ten: {scale}");
+    let close = kafka.last().unwrap().close;
+    assert!(close * scale as f64 >= 10_000.0, "{close} at pricescale {scale} shows 5 digits");
+    assert_eq!(info["has_seconds"], true);
+    let (_, unknown) = get_json(&server, "/udf/symbols?symbol=So11111111111111111111111111111111111111112");
+    assert_eq!(unknown["s"], "error");
+    let (_, found) = get_json(&server, &format!("/udf/search?query={}&limit=5", &mint[..6].to_lowercase()));
+    assert_eq!(found[0]["symbol"], mint.as_str(), "{found}");
+
+    let history = |query: &str| get_json(&server, &format!("/udf/history?symbol={mint}&{query}")).1;
+    let ok = history(&format!("resolution=1&from={hour}&to={}", hour + 3600));
+    assert_eq!(ok["s"], "ok", "{ok}");
+    let column = |k: &str| ok[k].as_array().unwrap().iter().map(|v| v.as_f64().unwrap()).collect::<Vec<_>>();
+    assert_eq!(column("t"), kafka.iter().map(|b| b.open_time_s as f64).collect::<Vec<_>>());
+    assert_eq!(column("o"), kafka.iter().map(|b| b.open).collect::<Vec<_>>());
+    assert_eq!(column("h"), kafka.iter().map(|b| b.high).collect::<Vec<_>>());
+    assert_eq!(column("l"), kafka.iter().map(|b| b.low).collect::<Vec<_>>());
+    assert_eq!(column("c"), kafka.iter().map(|b| b.close).collect::<Vec<_>>());
+    assert_eq!(column("v"), kafka.iter().map(|b| b.volume_tokens as f64 / 1e6).collect::<Vec<_>>());
+    let last_two = history(&format!("resolution=1&to={}&countback=2", hour + 3600));
+    assert_eq!(last_two["t"], serde_json::json!([hour + 180, hour + 300]));
+    let none = history(&format!("resolution=1&from={}&to={}", hour + 600, hour + 1200));
+    assert_eq!(none, serde_json::json!({"s": "no_data", "nextTime": hour + 300}));
+    let before_all = history(&format!("resolution=1&from={}&to={hour}", hour - 7200));
+    assert_eq!(before_all, serde_json::json!({"s": "no_data"}));
+    for bad in ["resolution=7&to=1", "resolution=1", "resolution=1&to=x", "resolution=1&to=9&countback=0"] {
+        assert_eq!(history(bad)["s"], "error", "{bad}");
+    }
+}
+
 /// Binance's klines end with the kline still forming: within a coin's first
 /// hour, `/api/v3/klines?interval=1h` has that bar, and ccxt's own parser
 /// (what `fetch_ohlcv` runs) reads it; `/api/klines` marks it

@@ -211,6 +211,9 @@ pub enum Route {
     BinanceTime,
     /// `/api/mints`: known mints as JSON.
     Mints,
+    /// `/udf/<what>`: TradingView's UDF datafeed (`config`, `symbols`,
+    /// `search`, `time`, `history`).
+    Udf(String),
     /// `/metrics`: Prometheus text.
     Metrics,
     /// `/healthz`: liveness.
@@ -235,8 +238,11 @@ pub fn route(head: &RequestHead) -> Route {
         "/api/mints" => Route::Mints,
         "/metrics" => Route::Metrics,
         "/healthz" => Route::Healthz,
-        path => match path.strip_prefix("/static/") {
-            Some(rel) if static_path_ok(rel) => Route::Static(rel.to_owned()),
+        path => match (path.strip_prefix("/static/"), path.strip_prefix("/udf/")) {
+            (Some(rel), _) if static_path_ok(rel) => Route::Static(rel.to_owned()),
+            (_, Some(what)) if ["config", "symbols", "search", "time", "history"].contains(&what) => {
+                Route::Udf(what.to_owned())
+            }
             _ => Route::NotFound,
         },
     }

@@ -38,6 +38,7 @@ pub mod routes;
 pub mod session;
 pub mod shard;
 pub mod transport;
+pub mod udf;
 pub mod update;
 pub mod websocket;
 

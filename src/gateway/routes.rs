@@ -18,8 +18,9 @@ use super::http::{self, RequestHead, Route};
 use super::kafka_workers::KafkaWorkers;
 use super::metrics::Metrics;
 use super::pages;
+use super::udf;
 use crate::codec::bar::Bar;
-use crate::history::History;
+use crate::history::{Edge, History};
 use crate::ingest::metrics::IngestMetrics;
 
 /// Mints listed by `/api/mints`.
@@ -92,6 +93,10 @@ impl Routes {
                     std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_millis());
                 body(200, "application/json", format!("{{\"serverTime\":{now_ms}}}").as_bytes())
             }
+            Route::Udf(what) => {
+                let (status, kind, text) = self.udf(what, head).await;
+                body(status, kind, text.as_bytes())
+            }
             Route::NotFound => http::error_response(404, "no such resource"),
             Route::MethodNotAllowed => http::error_response(405, "only GET and HEAD"),
         }
@@ -150,13 +155,81 @@ impl Routes {
         Ok(api::body(shape, &rows, query.unit))
     }
 
-    /// `GET /api/mints`: mints seen, most recently traded first, with the
-    /// quote their prices are in and the venue of their latest bar.
-    async fn mints_json(&self) -> String {
+    /// `/udf/<what>`: the status, content type and body of TradingView's
+    /// UDF answers ([`udf`]); errors are answers too (`"s":"error"`), as
+    /// the library expects, except 503 while the history store catches up
+    /// after a start (as on `/api/klines`).
+    async fn udf(&self, what: &str, head: &RequestHead) -> (u16, &'static str, String) {
+        let windows = self.config.windows.seconds();
+        let params = head.query_pairs();
+        let get = |name: &str| params.iter().find(|(n, _)| n == name).map(|(_, v)| v.as_str());
+        let answer = match what {
+            "config" => udf::config(windows),
+            "time" => {
+                let now_s =
+                    std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.as_secs());
+                return (200, "text/plain", now_s.to_string());
+            }
+            "symbols" => {
+                let mint = get("symbol").and_then(|s| crate::codec::json::parse_mint(s).ok());
+                let known = self.known_mints().await;
+                match known.iter().find(|bar| Some(bar.mint) == mint) {
+                    Some(bar) => udf::symbol_info(bar, windows),
+                    None => udf::error("unknown_symbol"),
+                }
+            }
+            "search" => {
+                let query = get("query").unwrap_or_default().to_ascii_lowercase();
+                let limit = get("limit").and_then(|l| l.parse().ok()).unwrap_or(30usize).min(100);
+                let known = self.known_mints().await;
+                let found = known
+                    .iter()
+                    .filter(|bar| bs58::encode(bar.mint).into_string().to_ascii_lowercase().contains(&query));
+                serde_json::Value::Array(found.take(limit).map(udf::search_item).collect())
+            }
+            _ => match udf::parse_history(&params, windows) {
+                Err(message) => udf::error(&message),
+                Ok(request) => match self.udf_history(request).await {
+                    Ok(answer) => answer,
+                    Err(api::ApiError::NotReady) => {
+                        let error = udf::error(&api::ApiError::NotReady.to_string());
+                        return (503, "application/json", error.to_string());
+                    }
+                    Err(error) => udf::error(&error.to_string()),
+                },
+            },
+        };
+        (200, "application/json", answer.to_string())
+    }
+
+    /// `/udf/history`.
+    async fn udf_history(&self, request: udf::HistoryRequest) -> Result<serde_json::Value, api::ApiError> {
+        let history = self.history.as_ref().ok_or(api::ApiError::NotReady)?;
+        let rows = pages::page(history, &self.workers, request.query, self.feed.as_deref()).await?;
+        let before = match rows.is_empty() && request.from_s > i64::MIN {
+            true => {
+                let (store, q) = (history.store.clone(), request.query);
+                let found = self
+                    .workers
+                    .run(move || store.klines(&q.mint, q.window_s, (i64::MIN, request.from_s - 1), 1, Edge::End));
+                let internal = |e: String| api::ApiError::Internal(e);
+                found
+                    .await
+                    .map_err(|e| internal(e.to_string()))?
+                    .map_err(|e| internal(e.to_string()))?
+                    .pop()
+                    .map(|b| b.open_time_s)
+            }
+            false => None,
+        };
+        Ok(udf::history(&rows, before))
+    }
+
+    /// Mints seen, most recently traded first: the shard feed's, then the
+    /// store's quiet ones; each with its newest bar.
+    async fn known_mints(&self) -> Vec<Bar> {
         let mut list = self.feed.as_ref().map(|f| f.mints(MINTS_LISTED)).unwrap_or_default();
         if let Some(history) = &self.history {
-            // Mints the feed has not seen since start (quiet ones) come from
-            // the store.
             let store = history.store.clone();
             let kept = self.workers.run(move || store.mints(MINTS_LISTED)).await;
             let kept: Vec<Bar> = kept.ok().and_then(Result::ok).unwrap_or_default();
@@ -165,6 +238,13 @@ impl Routes {
             list.sort_by_key(|b| std::cmp::Reverse(b.open_time_s));
             list.truncate(MINTS_LISTED);
         }
+        list
+    }
+
+    /// `GET /api/mints`: mints seen, most recently traded first, with the
+    /// quote their prices are in and the venue of their latest bar.
+    async fn mints_json(&self) -> String {
+        let list = self.known_mints().await;
         let items: Vec<serde_json::Value> = list
             .into_iter()
             .map(|bar| {
