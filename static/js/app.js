@@ -1,5 +1,8 @@
-// The page: buttons and the mint picker drive one subscription on /ws; the
-// chart shows one series (one mint, one window): history from /api/klines,
+// The page: it opens live on the most recently traded coin at 1 m (or on
+// what its URL names: ?window=1s&mint=<base58>&unit=mcap, kept up to date so
+// a shared link shows the same chart); buttons and the mint picker drive one
+// subscription on /ws; the chart shows one series (one mint, one window):
+// history from /api/klines,
 // then live binary frames; older pages of /api/klines when the user scrolls
 // back. After a drop it resumes where it was (`sub-<w> <mint> since <seq>`,
 // or `from <ms>` for every mint), so no update is missing; a gap the
@@ -15,6 +18,8 @@ import { MintPicker } from "./mints.js";
 
 /** The windows the buttons offer, as commands spell them, in seconds. */
 const WINDOWS = { "1s": 1, "1m": 60, "5m": 300, "1h": 3600 };
+/** The window the page opens on when its URL names none. */
+const DEFAULT_WINDOW = "1m";
 /**
  * How long after the first history answer of a series it is asked once
  * more: a bar that closed just before the subscription is not in the live
@@ -102,10 +107,52 @@ function main() {
     renderStatus();
     renderLegend();
   }, RENDER_MS);
-  // Deep links: /?window=1m&mint=<base58> subscribes at once.
+  // Deep links (/?window=1m&mint=<base58>&unit=mcap) show that chart; without
+  // one the page opens live on the most recently traded coin.
   const query = new URLSearchParams(location.search);
-  if (query.get("mint")) pickMint(query.get("mint"));
-  if (query.get("window") in WINDOWS) subscribe(query.get("window"));
+  if (query.get("unit") === "mcap") toggleUnit();
+  const label = query.get("window") in WINDOWS ? query.get("window") : DEFAULT_WINDOW;
+  if (query.get("mint")) {
+    pickMint(query.get("mint"));
+    subscribe(label);
+  } else {
+    openLive(label);
+  }
+}
+
+/**
+ * Opens `label` of the most recently traded coin (the first /api/mints
+ * lists), or of the first coin a frame brings when none is known yet, in
+ * "auto" mode; unless a button was pressed meanwhile.
+ */
+async function openLive(label) {
+  let newest;
+  try {
+    const response = await fetch("/api/mints", { cache: "no-store" });
+    const list = response.ok ? await response.json() : [];
+    if (Array.isArray(list) && typeof list[0]?.mint === "string") newest = list[0];
+  } catch {
+    // No list: the first frame names the coin.
+  }
+  // A button or the picker was used meanwhile: that choice stands.
+  if (state.sub !== null || state.picked !== null || state.chartMint !== null) return;
+  if (newest !== undefined) {
+    picker.add(newest.mint, newest.quote_symbol ?? "");
+    state.chartMint = newest.mint;
+    picker.setAuto(newest.mint);
+  }
+  subscribe(label);
+}
+
+/** Puts what the chart shows in the URL (window, mint, unit), so a link to it shows the same. */
+function syncUrl() {
+  const query = new URLSearchParams(location.search);
+  const set = (key, value) => (value ? query.set(key, value) : query.delete(key));
+  set("window", state.sub?.label);
+  set("mint", state.picked ?? state.chartMint);
+  set("unit", state.marketCap ? "mcap" : null);
+  const search = query.toString();
+  history.replaceState(null, "", search === "" ? location.pathname : `${location.pathname}?${search}`);
 }
 
 /** A window button: show that window of the current mint, live. */
@@ -118,6 +165,7 @@ function subscribe(label) {
     button.setAttribute("aria-pressed", String(button.dataset.window === label));
   }
   startSeries();
+  syncUrl();
 }
 
 /** The price / market-cap button. */
@@ -128,6 +176,7 @@ function toggleUnit() {
   chart.setMarketCap(state.marketCap);
   chart.setData(book.list, true);
   renderLegend();
+  syncUrl();
 }
 
 function unsubscribe() {
@@ -137,6 +186,7 @@ function unsubscribe() {
   feed.send("unsub");
   for (const button of document.querySelectorAll("button[data-window]")) button.setAttribute("aria-pressed", "false");
   renderStatus();
+  syncUrl();
 }
 
 /** The picker changed: a mint, or null for "auto". */
@@ -150,6 +200,7 @@ function pickMint(mint) {
   picker.setAuto(null);
   resetSeries();
   if (state.sub !== null) startSeries();
+  syncUrl();
 }
 
 /**
@@ -275,6 +326,7 @@ function onFrame(buffer) {
     state.chartMint = bar.mint;
     picker.setAuto(bar.mint);
     loadHistory();
+    syncUrl();
   }
   if (bar.mint !== state.chartMint) return;
   const candle = candleFromFrame(bar);

@@ -6,6 +6,7 @@
 // It starts `target/debug/klinecast serve` on a free port with a fresh topic
 // (two mock mints, 50 trades/s), opens `/` in Debian's Chromium (driven by
 // playwright-core, which never downloads a browser) and checks, in order:
+// the page opens live at 1 m with no click, its URL naming the chart;
 // sub-1s draws candles; the status line and the mint picker fill; the last
 // candle equals what a second WebSocket client, opened by this test,
 // received for the same mint and open time; the legend names the quote
@@ -13,7 +14,8 @@
 // connection drops the page resumes without a hole (every 1 s candle there,
 // "resumed" in the status line); a page scrolled back loads older pages of
 // /api/klines, contiguous with what it had; a browser EventSource on /sse
-// streams the same mint's bars (id = seq); after a server restart the page
+// streams the same mint's bars (id = seq); a link naming window, mint and
+// unit shows that chart in a new page; after a server restart the page
 // reconnects by itself and streams again, and the EventSource resumes with
 // Last-Event-ID with no hole a gap reply does not name; picking the other
 // mint shows it;
@@ -273,6 +275,44 @@ const snapshot = (page) =>
     state: window.klinecast.state(),
   }));
 
+/**
+ * With no link, the page opens live without a click: 1 m candles of a coin
+ * (the most recently traded one /api/mints lists), and the URL names what
+ * it shows.
+ */
+async function opensLive(page) {
+  const s = await until(CANDLES_TIMEOUT_MS, async () => {
+    const s = await snapshot(page);
+    return s.state.sub?.label === "1m" && s.state.chartMint !== null && s.candles.length > 0 && s.state.applied > 0 && s;
+  }, 250);
+  if (s === null) throw new Error(`not live at 1 m: ${JSON.stringify((await snapshot(page)).state)}`);
+  const url = new URL(page.url());
+  const [window_, mint] = [url.searchParams.get("window"), url.searchParams.get("mint")];
+  if (window_ !== "1m" || mint !== s.state.chartMint) throw new Error(`URL ${url.search} for 1m of ${s.state.chartMint}`);
+  return `1m of ${mint}, ${s.candles.length} candle(s), URL ${url.search}`;
+}
+
+/** A link with window, mint and unit shows that chart, in a page of its own. */
+async function linkShowsTheSameChart(port) {
+  const { state } = await snapshot(run.page);
+  const page = await run.browser.newPage();
+  page.on("pageerror", (error) => pageErrors.push(error.message));
+  try {
+    await page.goto(`http://127.0.0.1:${port}/?window=1s&mint=${state.chartMint}&unit=mcap`);
+    const s = await until(CANDLES_TIMEOUT_MS, async () => {
+      const s = await snapshot(page);
+      const shown = s.state.sub?.label === "1s" && s.state.chartMint === state.chartMint && s.state.marketCap;
+      return shown && s.candles.length > 0 && s.state.applied > 0 && s;
+    }, 250);
+    if (s === null) throw new Error(`link not followed: ${JSON.stringify((await snapshot(page)).state)}`);
+    const unit = (await page.locator("#unit").textContent()).trim();
+    if (unit !== "mcap") throw new Error(`unit button reads ${unit}`);
+    return `1s of ${state.chartMint} in market caps, ${s.candles.length} candle(s)`;
+  } finally {
+    await page.close();
+  }
+}
+
 async function drawsCandles(page) {
   await page.getByTestId("sub-1s").click();
   const seen = await until(CANDLES_TIMEOUT_MS, async () => {
@@ -323,7 +363,11 @@ async function matchesReference(page) {
 
 async function unitAndToggle(page) {
   const legend = await page.getByTestId("legend").textContent();
-  if (!/price in SOL/.test(legend)) throw new Error(`legend lacks the quote unit: ${legend}`);
+  if (!/price in SOL/.test(legend)) {
+    const book = await page.evaluate(() => window.klinecast.book().length);
+    const s = await snapshot(page);
+    throw new Error(`legend lacks the quote unit: ${legend}; book ${book}, drawn ${s.candles.length}, errors ${pageErrors.join("; ")}, state ${JSON.stringify(s.state)}`);
+  }
   await page.getByTestId("unit").click();
   const s = await until(3000, async () => {
     const s = await snapshot(page);
@@ -400,11 +444,12 @@ async function scrollsBack(port) {
     }, 300);
     if (paged === null) throw new Error(`no older pages: ${JSON.stringify((await snapshot(page)).state)}`);
     const book = await page.evaluate(() => window.klinecast.book());
-    // The first load holds the 3 newest closed bars; anything more than
-    // 3 windows before the newest closed one came from older pages.
+    // The first load holds the 3 newest rows (2 closed bars, then the one
+    // still forming); two older pages 3 closed bars each: anything more
+    // than 3 windows before the newest closed one came from older pages.
     const closed = book.filter((c) => c.closed).map((c) => c.time);
     const holes = closed.slice(1).filter((t, i) => t !== closed[i] + 1);
-    if (closed.length < 9 || !(closed[0] < closed.at(-1) - 3)) throw new Error(`too few older candles: ${closed.join(",")}`);
+    if (closed.length < 8 || !(closed[0] < closed.at(-1) - 3)) throw new Error(`too few older candles: ${closed.join(",")}`);
     if (holes.length > 0) throw new Error(`candles not contiguous across pages: ${closed.join(",")}`);
     return `${paged.state.olderPages} older page(s): ${closed.length} closed candles ${closed[0]}…${closed.at(-1)}, none missing`;
   } finally {
@@ -537,8 +582,9 @@ async function unsubStops(page) {
 
 /**
  * A second page on a gateway without /api/klines (404) and with nothing in
- * /api/mints yet: it must say it waits for mints, then stream live candles
- * and learn the mints from the frames.
+ * /api/mints yet: its picker waits for mints (or has learned one from a
+ * frame already: the page opens live), and it streams live candles and
+ * learns the mints from the frames.
  */
 async function liveOnly(port) {
   const page = await run.browser.newPage();
@@ -547,8 +593,9 @@ async function liveOnly(port) {
     await page.route("**/api/klines**", (route) => route.fulfill({ status: 404, body: "404 Not Found: no such resource\n" }));
     await page.route("**/api/mints", (route) => route.fulfill({ status: 200, contentType: "application/json", body: "[]" }));
     await page.goto(`http://127.0.0.1:${port}/`);
+    // Empty until the page, open live at once, learns a mint from a frame.
     const empty = await page.locator("#mint option").first().textContent({ timeout: 5000 });
-    if (empty !== "waiting for mints…") throw new Error(`empty picker reads ${JSON.stringify(empty)}`);
+    if (!/^(waiting for mints…|auto: )/.test(empty)) throw new Error(`empty picker reads ${JSON.stringify(empty)}`);
     await page.getByTestId("sub-1s").click();
     const s = await until(CANDLES_TIMEOUT_MS, async () => {
       const s = await snapshot(page);
@@ -580,6 +627,7 @@ async function main() {
     await openReference(port);
   });
   await check("page loads", () => launchPage(port));
+  await check("the page opens live at 1 m, no click, the URL naming what it shows", () => opensLive(run.page));
   await check(`sub-1s draws ${MIN_CANDLES}+ candles within ${CANDLES_TIMEOUT_MS / 1000} s`, () => drawsCandles(run.page));
   await check("status line and mint picker", () => statusAndPicker(run.page));
   await check("last candle equals the reference client's latest bar", () => matchesReference(run.page));
@@ -587,6 +635,7 @@ async function main() {
   await check("after a dropped connection the page resumes without a hole", () => resumesWithoutAHole(run.page, port));
   await check("scrolling back loads older pages of history", () => scrollsBack(port));
   await check("a browser EventSource on /sse streams bars with id = seq", () => eventSourceStreams(port));
+  await check("a link with window, mint and unit shows the same chart", () => linkShowsTheSameChart(port));
   if (holdMs > 0) await sleep(holdMs);
   await screenshot();
   await check("reconnects after a server restart and subscribes again", () => reconnects(run.page, port, topic));
