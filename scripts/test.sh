@@ -8,6 +8,7 @@ cd "$REPO_ROOT"
 
 setup_check_tools
 setup_apt python3-pytest chromium libssl-dev pkg-config openssl
+setup_pip chdb==4.4.0 confluent-kafka==2.16.2
 setup_web
 setup_kafka
 prune_old_topics it-

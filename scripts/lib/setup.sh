@@ -33,6 +33,20 @@ setup_apt() {
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${wanted[@]}" >/dev/null
 }
 
+# Python packages of the tests, pinned, for the python3 on PATH (the one the
+# tests run): installed when missing or of another version.
+setup_pip() {
+  local wanted=() spec
+  for spec in "$@"; do
+    python3 -c "import importlib.metadata as m, sys; sys.exit(m.version('${spec%%==*}') != '${spec#*==}')" \
+      2>/dev/null || wanted+=("$spec")
+  done
+  ((${#wanted[@]} == 0)) && return 0
+  say "installing ${wanted[*]} (pip)"
+  python3 -m pip install -q --disable-pip-version-check "${wanted[@]}" >&2 \
+    || python3 -m pip install -q --disable-pip-version-check --break-system-packages "${wanted[@]}" >&2
+}
+
 # The web client's npm packages (lockfile-exact).
 setup_web() {
   [[ -f "$REPO_ROOT/static/package-lock.json" ]] || return 0
