@@ -111,8 +111,9 @@ pub struct Gap {
     in_flight: usize,
     /// Transactions given up on.
     pub lost: u64,
-    /// Failed transactions listed (not fetched).
-    pub failed: u64,
+    /// Failed transactions listed (not fetched), by signature: the source
+    /// counts each once, whether the live stream or a listing saw it first.
+    pub failed: Vec<String>,
     /// Where each listing started (the last signature seen per program),
     /// for a listing of the same gap again.
     until: [Option<String>; 2],
@@ -171,7 +172,7 @@ impl Gap {
             next_release: 0,
             in_flight: 0,
             lost: 0,
-            failed: 0,
+            failed: Vec::new(),
             until,
             second: false,
             begun_at: None,
@@ -322,8 +323,7 @@ impl Gap {
                     continue;
                 }
                 if sig.failed {
-                    // Counted once, by the first listing.
-                    self.failed += u64::from(!self.second);
+                    self.failed.push(sig.signature);
                     continue;
                 }
                 if seen.insert(sig.signature.clone()) {
@@ -436,7 +436,11 @@ mod tests {
         failed.failed = true;
         gap.on_page(Program::PumpSwap, Ok(vec![sig(4, 104), failed, sig(2, 102), sig(8, 99)]));
         assert_eq!(gap.phase(), Phase::Fetching);
-        assert_eq!((gap.len(), gap.failed), (4, 1), "a duplicate and a failed one dropped; slot 99 < 100 not listed");
+        assert_eq!(
+            (gap.len(), gap.failed.len()),
+            (4, 1),
+            "a duplicate and a failed one dropped; slot 99 < 100 not listed"
+        );
         let jobs = gap.jobs(2, Instant::now());
         assert_eq!(jobs.len(), 2, "window of 2");
         gap.on_tx(1, Ok(Some(tx(102))));

@@ -421,7 +421,10 @@ impl SolanaSource {
             gap.leave_to_stream(tx.slot);
         }
         if tx.failed {
-            m.failed_tx.fetch_add(1, Ordering::Relaxed);
+            match &tx.signature {
+                Some(signature) => self.count_failed(Position::signature_prefix(signature)),
+                None => drop(m.failed_tx.fetch_add(1, Ordering::Relaxed)),
+            }
             return;
         }
         if let Some(ts) = tx.events.first().and_then(|(_, b)| trade_timestamp(b)) {
@@ -499,6 +502,16 @@ impl SolanaSource {
         m.foreign_lines.fetch_add(u64::from(tx.foreign), Ordering::Relaxed);
         m.bad_data.fetch_add(u64::from(tx.bad_data), Ordering::Relaxed);
         self.hand_out(tx);
+    }
+
+    /// Counts a failed transaction once, however many times the stream and
+    /// the listings of gaps show it (its signature is remembered in the
+    /// dedupe window as if its first event had gone out: a failed
+    /// transaction hands out none).
+    fn count_failed(&mut self, signature: u64) {
+        if self.dedupe.first_time(signature, 0) {
+            self.metrics.failed_tx.fetch_add(1, Ordering::Relaxed);
+        }
     }
 
     /// Queues a transaction's events that were not handed out before.
@@ -628,7 +641,12 @@ impl SolanaSource {
             }
             return;
         }
-        let (lost, failed, listed, elapsed) = (gap.lost, gap.failed, gap.len(), self.started.elapsed());
+        let (lost, listed, elapsed) = (gap.lost, gap.len(), self.started.elapsed());
+        let failed: Vec<u64> = std::mem::take(&mut gap.failed)
+            .iter()
+            .filter_map(|s| super::tx::signature_of(s))
+            .map(|s| Position::signature_prefix(&s))
+            .collect();
         let start_slot = gap.start_slot;
         let (again, second_listing) = (gap.again(self.next_gap_id), gap.second_listing(self.next_gap_id, settle));
         for (_, tx) in released {
@@ -643,7 +661,9 @@ impl SolanaSource {
                 "backfill: the node did not return some transactions; they are lost"
             );
         }
-        self.metrics.failed_tx.fetch_add(failed, Ordering::Relaxed);
+        for signature in failed {
+            self.count_failed(signature);
+        }
         if second {
             tracing::info!(listed, lost, uptime_s = elapsed.as_secs(), "gap filled (second listing)");
         } else {
