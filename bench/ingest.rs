@@ -33,8 +33,9 @@
 //! the measuring thread's time on its CPU, so other work sharing the core
 //! does not count against either path; wall-clock rates are reported next
 //! to them. A breakdown then measures parts of the klinecast path alone
-//! (decode only, decode and price, no updates emitted, one window) to show
-//! where time goes.
+//! (decode only, decode and price, no updates emitted, one window, a smaller
+//! batch), and floors: the path's memory traffic without its work, to show
+//! where time goes and what no amount of computing less can remove.
 //!
 //! `cargo bench` passes `--bench`; without it (`cargo test --all-targets`) a
 //! smoke run of a few thousand events checks the paths agree and exits.
@@ -73,6 +74,9 @@ const FIRST_TS_S: i64 = 1_770_645_600;
 /// Events per batch between clearings of the output buffer: the ingest
 /// loop's batch.
 const BATCH: usize = MAX_BATCH;
+/// The smaller batch the breakdown tries, to show what the batch's size
+/// does (its output then stays in the core's own cache).
+const SMALL_BATCH: usize = MAX_BATCH / 8;
 /// Events per pass in a measurement: 2^20 (about 340 MB of binary records,
 /// over a GB of JSON), 17 minutes of event time.
 const BENCH_EVENTS: usize = 1 << 20;
@@ -228,6 +232,8 @@ struct Inputs {
     pools: Vec<PoolMints>,
     /// Events drawn of each layout, in the order of `Layout::recorded`.
     drawn: Vec<usize>,
+    /// The coin of each event, as an index into the pass's coins.
+    coins: Vec<u32>,
 }
 
 impl Inputs {
@@ -481,6 +487,7 @@ fn generate(layouts: &[Layout], mints: u32, events: usize) -> Result<Inputs, Box
             })
             .collect(),
         drawn: vec![0; layouts.len()],
+        coins: Vec::with_capacity(events),
     };
     for i in 0..events {
         let at = drawable[rng.random_range(0..drawable.len())];
@@ -491,6 +498,7 @@ fn generate(layouts: &[Layout], mints: u32, events: usize) -> Result<Inputs, Box
         } else {
             rng.random_range(other_coins..mints as usize)
         };
+        inputs.coins.push(u32::try_from(coin)?);
         let (key, name) = match layout.program {
             Program::PumpSwap => (&pool_keys[coin], &pool_names[coin]),
             Program::PumpFun => (&coins[coin], &coin_names[coin]),
@@ -506,6 +514,17 @@ fn generate(layouts: &[Layout], mints: u32, events: usize) -> Result<Inputs, Box
 
 /// One klinecast pass over all events; returns the bars emitted.
 fn klinecast_pass(inputs: &Inputs, windows: &Windows, policy: EmitPolicy, out: &mut Vec<Update>) -> u64 {
+    klinecast_pass_in(inputs, windows, policy, BATCH, out)
+}
+
+/// [`klinecast_pass`] with the output cleared every `batch` events.
+fn klinecast_pass_in(
+    inputs: &Inputs,
+    windows: &Windows,
+    policy: EmitPolicy,
+    batch_len: usize,
+    out: &mut Vec<Update>,
+) -> u64 {
     let mut agg = Aggregator::new(windows, policy);
     let mut market = inputs.market();
     let mut bars = 0;
@@ -513,7 +532,7 @@ fn klinecast_pass(inputs: &Inputs, windows: &Windows, policy: EmitPolicy, out: &
     loop {
         out.clear();
         let mut batch = 0;
-        for (program, record) in records.by_ref().take(BATCH) {
+        for (program, record) in records.by_ref().take(batch_len) {
             // Inputs are checked before timing: nothing is rejected.
             let applied = market.with_trade(Some(program), black_box(record), Position::default(), |trade| {
                 agg.apply(trade, out).is_ok()
@@ -523,7 +542,7 @@ fn klinecast_pass(inputs: &Inputs, windows: &Windows, policy: EmitPolicy, out: &
         }
         bars += out.len() as u64;
         black_box(&*out);
-        if batch < BATCH {
+        if batch < batch_len {
             return bars;
         }
     }
@@ -558,6 +577,69 @@ fn price_pass(inputs: &Inputs) -> u64 {
     0
 }
 
+/// Cache lines of a coin's state in the aggregator: its index entry, its
+/// `MintMeta`, and four series of 104 bytes (seven lines).
+const STATE_LINES: usize = 1 + 1 + 7;
+
+/// The bytes of one `Update`.
+type UpdateBytes = [u64; 14];
+
+/// Which memory traffic [`traffic_pass`] makes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Traffic {
+    /// Every cache line of every record read.
+    records: bool,
+    /// The lines of each event's coin's state read and written.
+    state: bool,
+    /// One update-sized record per window written per event.
+    updates: bool,
+}
+
+/// The memory traffic of the klinecast path without its work: per event,
+/// every cache line of its record read; the lines of its coin's state read
+/// and written, at the coin's place in a table as large as the aggregator's
+/// (adjacent, which is kinder than the real index, metadata and series);
+/// and one update-sized record per window written to the batch's output,
+/// cleared every batch. A lower bound for the real path: closing updates,
+/// the pool lookups and all computing are left out.
+fn traffic_pass(inputs: &Inputs, windows: usize, traffic: Traffic) -> u64 {
+    let mut state = vec![[0u64; 8]; inputs.mints as usize * STATE_LINES];
+    let mut out: Vec<UpdateBytes> = Vec::with_capacity(BATCH * windows);
+    let mut sum = 0u64;
+    let mut records = inputs.records().zip(&inputs.coins);
+    loop {
+        out.clear();
+        let mut batch = 0;
+        for ((_, record), &coin) in records.by_ref().take(BATCH) {
+            if traffic.records {
+                for line in record.chunks(64) {
+                    sum = sum.wrapping_add(u64::from(line[0]));
+                }
+            }
+            if traffic.state {
+                for line in &mut state[coin as usize * STATE_LINES..][..STATE_LINES] {
+                    line[0] = line[0].wrapping_add(sum);
+                    sum ^= line[1];
+                }
+            }
+            if traffic.updates {
+                for w in 0..windows {
+                    let mut update = [sum; 14];
+                    update[0] = w as u64;
+                    out.push(update);
+                }
+            }
+            batch += 1;
+        }
+        black_box(&*out);
+        if batch < BATCH {
+            // No bars: nothing is emitted.
+            black_box(sum);
+            return 0;
+        }
+    }
+}
+
 /// Parts of the klinecast path, measured alone to show where its time goes
 /// (not part of the SPEC bar).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -572,10 +654,28 @@ enum Part {
     NoUpdatesEmitted,
     /// Decode + apply, every change emitted, the `1s` window alone.
     OneWindow,
+    /// Decode + apply, every change emitted, the output cleared every
+    /// [`SMALL_BATCH`] events instead of every [`BATCH`].
+    SmallBatch,
+    /// [`traffic_pass`]: the memory traffic alone.
+    Traffic,
+    /// [`traffic_pass`]: reading the records alone.
+    TrafficRecords,
+    /// [`traffic_pass`]: the coins' state and the updates alone.
+    TrafficState,
 }
 
 impl Part {
-    const ALL: [Self; 4] = [Self::Decode, Self::Price, Self::NoUpdatesEmitted, Self::OneWindow];
+    const ALL: [Self; 8] = [
+        Self::Decode,
+        Self::Price,
+        Self::NoUpdatesEmitted,
+        Self::OneWindow,
+        Self::SmallBatch,
+        Self::Traffic,
+        Self::TrafficRecords,
+        Self::TrafficState,
+    ];
 
     fn label(self) -> &'static str {
         match self {
@@ -583,6 +683,17 @@ impl Part {
             Self::Price => "decode + price (`Market::with_trade`: pool, quote, price), nothing applied",
             Self::NoUpdatesEmitted => "decode + `apply`, open-bar updates not emitted (`Coalesce`, never flushed)",
             Self::OneWindow => "decode + `apply`, every change emitted, one window (1s) instead of four",
+            Self::SmallBatch => {
+                "decode + `apply`, every change emitted, output cleared every 512 events instead of 4096"
+            }
+            Self::Traffic => {
+                "floor: memory traffic alone (each record's lines read, its coin's 9 state lines read and written, \
+                 4 updates of 112 bytes written; no closes, no computing)"
+            }
+            Self::TrafficRecords => "floor: each record's lines read, nothing else",
+            Self::TrafficState => {
+                "floor: the coin's 9 state lines read and written, 4 updates written, no records read"
+            }
         }
     }
 
@@ -592,6 +703,14 @@ impl Part {
             Self::Price => price_pass(inputs),
             Self::NoUpdatesEmitted => klinecast_pass(inputs, windows, EmitPolicy::Coalesce, out),
             Self::OneWindow => klinecast_pass(inputs, &"1s".parse()?, EmitPolicy::EveryChange, out),
+            Self::SmallBatch => klinecast_pass_in(inputs, windows, EmitPolicy::EveryChange, SMALL_BATCH, out),
+            Self::Traffic => traffic_pass(inputs, windows.len(), Traffic { records: true, state: true, updates: true }),
+            Self::TrafficRecords => {
+                traffic_pass(inputs, windows.len(), Traffic { records: true, state: false, updates: false })
+            }
+            Self::TrafficState => {
+                traffic_pass(inputs, windows.len(), Traffic { records: false, state: true, updates: true })
+            }
         })
     }
 }
@@ -626,17 +745,60 @@ fn measure_parts(inputs: &Inputs, windows: &Windows, plan: Plan) -> Result<Vec<P
     Ok(measured)
 }
 
-fn parts_table(results: &[Measured], parts: &[PartMeasured]) -> String {
-    let mut md = String::from(
-        "Where the klinecast path's time goes (the same inputs, parts measured alone, on-CPU medians):\n\n\
-         | part | mints | events/s on CPU | ns per event |\n| --- | ---: | ---: | ---: |\n",
-    );
+/// File of an earlier run of this benchmark (its JSON, with a `code` key
+/// naming the code it measured) whose rates the parts table shows next to
+/// this run's, when it exists.
+const BEFORE_FILE: &str = "ingest-before.json";
+
+/// An earlier run's median on-CPU rate of `part` (`None`: the whole path)
+/// with `mints` mints.
+fn before_rate(before: &Value, part: Option<&str>, mints: u32) -> Option<f64> {
+    let rate = |v: &Value| v.pointer("/cpu_events_per_s/median").and_then(Value::as_f64);
+    let same_mints = |v: &&Value| v.get("mints").and_then(Value::as_u64) == Some(u64::from(mints));
+    match part {
+        None => before.get("results")?.as_array()?.iter().find(same_mints).and_then(|m| rate(m.get("klinecast")?)),
+        Some(part) => before
+            .get("breakdown")?
+            .as_array()?
+            .iter()
+            .filter(same_mints)
+            .find(|p| p.get("part").and_then(Value::as_str) == Some(part))
+            .and_then(|p| rate(p.get("rates")?)),
+    }
+}
+
+fn parts_table(results: &[Measured], parts: &[PartMeasured], before: Option<&Value>) -> String {
+    let mut md =
+        String::from("Where the klinecast path's time goes (the same inputs, parts measured alone, on-CPU medians)");
+    if let Some(before) = before {
+        let code = before.get("code").and_then(Value::as_str).unwrap_or("an earlier build");
+        let at = before.get("measured_at_unix_s").and_then(Value::as_u64).unwrap_or(0);
+        let at = humantime::format_rfc3339_seconds(std::time::UNIX_EPOCH + Duration::from_secs(at));
+        md += &format!(
+            ", next to the same benchmark run on {code} (`bench/results/{BEFORE_FILE}`, measured {at}; – where that \
+             run had no such part)"
+        );
+    }
+    md += ":\n\n| part | mints | events/s on CPU | ns per event |";
+    if before.is_some() {
+        md += " before: events/s | before → now, ns per event |\n| --- | ---: | ---: | ---: | ---: | ---: |\n";
+    } else {
+        md += "\n| --- | ---: | ---: | ---: |\n";
+    }
+    let row = |label: &str, part: Option<&str>, mints: u32, rate: f64| {
+        let mut row = format!("| {label} | {mints} | {} | {:.1} |", human_rate(rate), 1e9 / rate);
+        if let Some(before) = before {
+            row += &match before_rate(before, part, mints) {
+                Some(was) => format!(" {} | {:.1} → {:.1} |", human_rate(was), 1e9 / was, 1e9 / rate),
+                None => " – | – |".into(),
+            };
+        }
+        row + "\n"
+    };
     for m in results {
-        let rate = m.klinecast.cpu_events_per_s.median;
-        md += &format!("| whole path (table above) | {} | {} | {:.1} |\n", m.mints, human_rate(rate), 1e9 / rate);
+        md += &row("whole path (table above)", None, m.mints, m.klinecast.cpu_events_per_s.median);
         for p in parts.iter().filter(|p| p.mints == m.mints) {
-            let rate = p.rates.cpu_events_per_s.median;
-            md += &format!("| {} | {} | {} | {:.1} |\n", p.part, p.mints, human_rate(rate), 1e9 / rate);
+            md += &row(p.part, Some(p.part), p.mints, p.rates.cpu_events_per_s.median);
         }
     }
     md
@@ -962,6 +1124,9 @@ fn main() -> Result<(), Box<dyn Error>> {
     let load_start = common::loadavg();
     let started = humantime::format_rfc3339_seconds(SystemTime::now()).to_string();
     let layouts = Layout::recorded()?;
+    let before = std::fs::read_to_string(common::results_dir()?.join(BEFORE_FILE))
+        .ok()
+        .and_then(|text| serde_json::from_str::<Value>(&text).ok());
     let (mut results, mut parts, mut mixes) = (Vec::new(), Vec::new(), Vec::new());
     for mints in MINT_COUNTS {
         let inputs = generate(&layouts, mints, plan.events)?;
@@ -976,7 +1141,7 @@ fn main() -> Result<(), Box<dyn Error>> {
         + "\n"
         + &mix_table(&layouts, &mixes)
         + "\n"
-        + &parts_table(&results, &parts);
+        + &parts_table(&results, &parts, before.as_ref());
     println!("{section}");
     if !bench {
         println!("(smoke run: `cargo bench --bench ingest` measures; nothing written)");
