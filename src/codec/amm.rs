@@ -60,33 +60,26 @@ impl SwapEvent {
         };
         let discriminator = if is_buy { BUY_EVENT_DISCRIMINATOR } else { SELL_EVENT_DISCRIMINATOR };
         check_head(bytes, &discriminator, SWAP_EVENT_MIN_LEN)?;
-        let f = &mut Fields::at(bytes, 8);
-        let timestamp = f.i64("timestamp")?;
-        let base_amount = f.u64(if is_buy { "base_amount_out" } else { "base_amount_in" })?;
-        f.u64(if is_buy { "max_quote_amount_in" } else { "min_quote_amount_out" })?;
-        f.u64("user_base_token_reserves")?;
-        f.u64("user_quote_token_reserves")?;
-        let pool_base_reserves = f.u64("pool_base_token_reserves")?;
-        let pool_quote_reserves = f.u64("pool_quote_token_reserves")?;
-        let quote_amount = f.u64(if is_buy { "quote_amount_in" } else { "quote_amount_out" })?;
-        f.u64("lp_fee_basis_points")?;
-        f.u64("lp_fee")?;
-        f.u64("protocol_fee_basis_points")?;
-        f.u64("protocol_fee")?;
-        let pool_quote_delta =
-            f.u64(if is_buy { "quote_amount_in_with_lp_fee" } else { "quote_amount_out_without_lp_fee" })?;
-        f.u64(if is_buy { "user_quote_amount_in" } else { "user_quote_amount_out" })?;
-        let pool = f.pubkey("pool")?;
-        let user = f.pubkey("user")?;
-        for field in [
-            "user_base_token_account",
-            "user_quote_token_account",
-            "protocol_fee_recipient",
-            "protocol_fee_recipient_token_account",
-        ] {
-            f.pubkey(field)?;
+        // The first layout's fields are all fixed-size and the record holds
+        // them all: they are read at their offsets. In order: timestamp,
+        // base amount out (buy) or in (sell), max quote in or min quote out,
+        // the user's base and quote reserves, the pool's base and quote
+        // reserves, quote in (buy) or out (sell), LP fee basis points and
+        // fee, protocol fee basis points and fee, quote into the pool with
+        // the LP fee (buy) or out of it without (sell), the user's quote in
+        // or out; then the pool, the user and four token accounts.
+        let word = |i: usize| u64::from_le_bytes(array(bytes, 8 + 8 * i));
+        let timestamp = word(0) as i64;
+        let base_amount = word(1);
+        let pool_base_reserves = word(5);
+        let pool_quote_reserves = word(6);
+        let quote_amount = word(7);
+        let pool_quote_delta = word(12);
+        let pool = array(bytes, SWAP_POOL_AT);
+        let user = array(bytes, SWAP_POOL_AT + 32);
+        if !appended_valid(bytes, is_buy) {
+            check_appended(&mut Fields::at(bytes, SWAP_EVENT_MIN_LEN), is_buy)?;
         }
-        check_appended(f, is_buy)?;
         Ok(Self {
             pool,
             user,
@@ -114,6 +107,57 @@ impl SwapEvent {
             )
         }
     }
+}
+
+/// Where a swap event names its pool: after the discriminator and the 14
+/// integers of the first layout.
+pub const SWAP_POOL_AT: usize = 8 + 14 * 8;
+
+/// `N` bytes at `at` of a record already checked to be long enough.
+#[inline(always)]
+fn array<const N: usize>(record: &[u8], at: usize) -> [u8; N] {
+    let mut out = [0u8; N];
+    out.copy_from_slice(&record[at..at + N]);
+    out
+}
+
+/// Whether the fields appended after the first layout are those of a layout
+/// that occurs (ending after the coin creator fee, after `ix_name` for buys,
+/// after the cashback or the buyback fee, with anything after the last),
+/// with the checks [`check_appended`] makes: a quick yes for the records
+/// that occur. `false` leaves the record to [`check_appended`], which
+/// accepts or refuses it field by field exactly as it always did.
+#[inline]
+fn appended_valid(bytes: &[u8], is_buy: bool) -> bool {
+    let len = bytes.len();
+    // Coin creator, its fee basis points and fee.
+    let mut at = SWAP_EVENT_MIN_LEN + 32 + 8 + 8;
+    if len == SWAP_EVENT_MIN_LEN || len == at {
+        return true;
+    }
+    if is_buy {
+        // `track_volume`, four volume-tracking integers and
+        // `min_base_amount_out`, then `ix_name`.
+        if bytes.get(at).is_none_or(|&b| b > 1) {
+            return false;
+        }
+        at += 1 + 5 * 8;
+        let Some(name_len) = bytes.get(at..at + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize)
+        else {
+            return false;
+        };
+        at += 4;
+        let Some(name) = at.checked_add(name_len).and_then(|end| bytes.get(at..end)) else { return false };
+        if !(name.is_ascii() || std::str::from_utf8(name).is_ok()) {
+            return false;
+        }
+        at += name_len;
+        if len == at {
+            return true;
+        }
+    }
+    // Cashback fee basis points and cashback, then the buyback's two.
+    len == at + 2 * 8 || len >= at + 4 * 8
 }
 
 /// Checks the fields later layouts appended (coin creator fee; for buys,
@@ -219,6 +263,31 @@ mod tests {
             bytes.extend_from_slice(&[i + 1; 32]);
         }
         bytes
+    }
+
+    #[test]
+    fn the_quick_check_of_appended_fields_agrees_with_the_walk_through_every_field() {
+        use crate::codec::trade::tests::{cut_and_changed, recorded};
+        let (mut quick, mut all) = (0, 0);
+        for (discriminator, is_buy) in [(BUY_EVENT_DISCRIMINATOR, true), (SELL_EVENT_DISCRIMINATOR, false)] {
+            let records = recorded(&discriminator);
+            assert!(records.len() >= 3, "several layouts recorded");
+            for record in &records {
+                assert!(appended_valid(record, is_buy), "{} bytes", record.len());
+                for bytes in cut_and_changed(record, SWAP_EVENT_MIN_LEN, &[0, 1, 2, 0x80, 0xff]) {
+                    if bytes.len() < SWAP_EVENT_MIN_LEN {
+                        continue;
+                    }
+                    all += 1;
+                    if appended_valid(&bytes, is_buy) {
+                        quick += 1;
+                        let walked = check_appended(&mut Fields::at(&bytes, SWAP_EVENT_MIN_LEN), is_buy);
+                        assert_eq!(walked, Ok(()), "{} bytes", bytes.len());
+                    }
+                }
+            }
+        }
+        assert!(quick > 0 && quick < all);
     }
 
     #[test]

@@ -129,12 +129,17 @@ pub struct TradeFields {
     pub is_buy: bool,
 }
 
+/// The quote fields of a record that has them: the quote mint, and
+/// `quote_amount` and `virtual_quote_reserves` when the record goes that
+/// far.
+type QuoteFields = (Pubkey, Option<u64>, Option<u64>);
+
 /// What the fields appended after the oldest layout add.
 #[derive(Debug, Clone, Copy, Default)]
 struct Appended {
     real_sol_reserves: u64,
     real_token_reserves: u64,
-    quote: Option<(Pubkey, Option<u64>, Option<u64>)>,
+    quote: Option<QuoteFields>,
 }
 
 impl TradeFields {
@@ -145,9 +150,14 @@ impl TradeFields {
     #[inline(always)]
     pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
         let mut fields = Self::decode_leading(bytes)?;
-        if !Self::is_fixed_sol_layout(bytes.len())
-            && let Some((mint, amount, reserves)) = read_appended(bytes)?.quote
-        {
+        if Self::is_fixed_sol_layout(bytes.len()) {
+            return Ok(fields);
+        }
+        let quote = match appended_quote(bytes) {
+            Some(quote) => quote,
+            None => read_appended(bytes)?.quote,
+        };
+        if let Some((mint, amount, reserves)) = quote {
             fields.quote_mint = mint;
             fields.quote_amount = amount.unwrap_or(fields.quote_amount);
             fields.virtual_quote_reserves = reserves.unwrap_or(fields.virtual_quote_reserves);
@@ -206,6 +216,68 @@ impl TradeFields {
         let tokens = self.virtual_token_reserves as f64 / TOKEN_UNITS_PER_TOKEN;
         Some(quote / tokens)
     }
+}
+
+/// The quote fields of a record of one of the layouts that occur (ending
+/// after the 2025 creator fee, after volume tracking, after `mayhem_mode`,
+/// after the shareholders or after the quote fields, with anything after
+/// those), read at the offsets the string and vector lengths give, checking
+/// what [`read_appended`] checks. `None` for anything else, which
+/// [`read_appended`] then reads field by field, refusing it or accepting it
+/// exactly as it always did: this only spares the layouts that occur the
+/// walk through every field.
+#[inline]
+fn appended_quote(bytes: &[u8]) -> Option<Option<QuoteFields>> {
+    // Fee recipient, fee basis points, fee, creator and its two fee fields.
+    const CREATOR_FEES_END: usize = offset::REAL_TOKEN + 8 + 32 + 8 + 8 + 32 + 8 + 8;
+    // `track_volume` and the four volume-tracking integers.
+    const VOLUME_END: usize = CREATOR_FEES_END + 1 + 4 * 8;
+    let len = bytes.len();
+    let bool_at = |at: usize| bytes.get(at).is_some_and(|&b| b <= 1);
+    let u32_at = |at: usize| bytes.get(at..at + 4).map(|b| u32::from_le_bytes([b[0], b[1], b[2], b[3]]) as usize);
+    if len == CREATOR_FEES_END {
+        return Some(None);
+    }
+    if !bool_at(CREATOR_FEES_END) {
+        return None;
+    }
+    if len == VOLUME_END {
+        return Some(None);
+    }
+    // `ix_name`, then `mayhem_mode`.
+    let name_len = u32_at(VOLUME_END)?;
+    let name_end = (VOLUME_END + 4).checked_add(name_len).filter(|&end| end < len)?;
+    let name = &bytes[VOLUME_END + 4..name_end];
+    if !(name.is_ascii() || std::str::from_utf8(name).is_ok()) || !bool_at(name_end) {
+        return None;
+    }
+    let mut at = name_end + 1;
+    if len == at {
+        return Some(None);
+    }
+    // Cashback and buyback fees, then the shareholders.
+    at += 4 * 8;
+    let holders = u32_at(at)?;
+    at += 4;
+    if holders > (len - at) / SHAREHOLDER_LEN {
+        return None;
+    }
+    at += holders * SHAREHOLDER_LEN;
+    if len == at {
+        return Some(None);
+    }
+    let quote_mint: Pubkey = bytes.get(at..at + 32)?.try_into().ok()?;
+    at += 32;
+    if len == at {
+        return Some(Some((quote_mint, None, None)));
+    }
+    // `quote_amount`, `virtual_quote_reserves`, `real_quote_reserves`, and
+    // whatever follows them.
+    if len < at + 3 * 8 {
+        return None;
+    }
+    let u64_at = |at: usize| u64::from_le_bytes(array(bytes, at));
+    Some(Some((quote_mint, Some(u64_at(at)), Some(u64_at(at + 8)))))
 }
 
 /// Reads (and checks) the fields appended after the oldest layout, as far
@@ -358,7 +430,7 @@ fn array<const N: usize>(record: &[u8], at: usize) -> [u8; N] {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     fn sample() -> TradeEvent {
@@ -428,6 +500,59 @@ mod tests {
         }
         bytes[offset::IS_BUY] = 0;
         assert_eq!(TradeEvent::decode(&bytes).map(|e| e.is_buy), Ok(false));
+    }
+
+    /// The recorded records with `discriminator`, from both fixture files.
+    pub(crate) fn recorded(discriminator: &[u8; 8]) -> Vec<Vec<u8>> {
+        use base64::Engine;
+        let files = [
+            include_str!("../../tests/fixtures/solana/events.jsonl"),
+            include_str!("../../tests/fixtures/solana/extra/events.jsonl"),
+        ];
+        let lines = files.iter().flat_map(|f| f.lines());
+        let data = lines.filter_map(|l| {
+            serde_json::from_str::<serde_json::Value>(l).ok()?["program_data"].as_str().map(str::to_owned)
+        });
+        let records = data.filter_map(|b| base64::engine::general_purpose::STANDARD.decode(b).ok());
+        records.filter(|r| r.starts_with(discriminator)).collect()
+    }
+
+    /// Every prefix of `record`, and the whole record with each byte from
+    /// `from` on set to each of `values`.
+    pub(crate) fn cut_and_changed(record: &[u8], from: usize, values: &[u8]) -> Vec<Vec<u8>> {
+        let mut out: Vec<Vec<u8>> = (8..=record.len()).map(|len| record[..len].to_vec()).collect();
+        for at in from..record.len() {
+            for &value in values {
+                let mut changed = record.to_vec();
+                changed[at] = value;
+                out.push(changed);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn the_quick_quote_read_agrees_with_the_walk_through_every_field() {
+        let records = recorded(&TRADE_EVENT_DISCRIMINATOR);
+        assert!(records.iter().any(|r| r.len() > 300), "the 2026 layouts are among the fixtures");
+        let (mut quick, mut all) = (0, 0);
+        for record in &records {
+            for bytes in cut_and_changed(record, TRADE_EVENT_OLDEST_LEN, &[0, 1, 2, 0x80, 0xff]) {
+                if bytes.len() < TRADE_EVENT_OLDEST_LEN {
+                    continue;
+                }
+                all += 1;
+                if let Some(quote) = appended_quote(&bytes) {
+                    quick += 1;
+                    assert_eq!(Ok(quote), read_appended(&bytes).map(|a| a.quote), "{} bytes", bytes.len());
+                }
+            }
+            // Each recorded record itself is read the quick way.
+            if !TradeFields::is_fixed_sol_layout(record.len()) {
+                assert!(appended_quote(record).is_some(), "{} bytes", record.len());
+            }
+        }
+        assert!(quick > 0 && quick < all);
     }
 
     #[test]

@@ -22,7 +22,7 @@ pub mod pools;
 
 use thiserror::Error;
 
-use crate::codec::amm::{PoolMints, SwapEvent};
+use crate::codec::amm::{BUY_EVENT_DISCRIMINATOR, PoolMints, SELL_EVENT_DISCRIMINATOR, SwapEvent};
 use crate::codec::bar::Venue;
 use crate::codec::borsh::DecodeError;
 use crate::codec::borsh::Pubkey;
@@ -136,9 +136,9 @@ impl Market {
     }
 
     /// The trade a record is, or why there is none: the ingest loop's hot
-    /// path. A pump.fun `TradeEvent` (nearly every record) is decoded
-    /// straight into its trade; anything else goes through
-    /// [`event::decode`] and [`Market::price`].
+    /// path. A pump.fun `TradeEvent` or a PumpSwap swap (nearly every
+    /// record) is decoded straight into its trade; anything else goes
+    /// through [`event::decode`] and [`Market::price`].
     #[inline(always)]
     pub fn trade_of(&mut self, program: Option<Program>, bytes: &[u8], position: Position) -> Result<Trade, Skip> {
         self.with_trade(program, bytes, position, |trade| *trade)
@@ -164,6 +164,17 @@ impl Market {
             }
             return match TradeFields::decode(bytes) {
                 Ok(fields) => self.curve_trade(&fields, position, apply),
+                Err(error) => Err(Skip::Decode(error)),
+            };
+        }
+        if program != Some(Program::PumpFun)
+            && let Some(head) = bytes.first_chunk::<8>()
+            && (*head == BUY_EVENT_DISCRIMINATOR || *head == SELL_EVENT_DISCRIMINATOR)
+        {
+            // A PumpSwap swap (the other common record) is priced where it
+            // is decoded too, without going through `Event`.
+            return match SwapEvent::decode(bytes) {
+                Ok(swap) => self.swap_trade(&swap, position, apply).map_err(Skip::Unpriced),
                 Err(error) => Err(Skip::Decode(error)),
             };
         }
@@ -238,6 +249,17 @@ impl Market {
 
     #[inline(never)]
     fn pool_trade(&self, swap: &SwapEvent, position: Position) -> Result<Trade, Unpriced> {
+        self.swap_trade(swap, position, |trade| *trade)
+    }
+
+    /// The trade of a swap, handed to `apply` where it is made.
+    #[inline(always)]
+    fn swap_trade<R>(
+        &self,
+        swap: &SwapEvent,
+        position: Position,
+        apply: impl FnOnce(&Trade) -> R,
+    ) -> Result<R, Unpriced> {
         let pool = self.pools.get(&swap.pool).ok_or(Unpriced::UnknownPool(swap.pool))?;
         let quote_decimals = self.decimals_of(&pool.quote).ok_or(Unpriced::UnknownQuote(pool.quote))?;
         let (base_after, quote_after) = swap.reserves_after();
@@ -256,7 +278,7 @@ impl Market {
         if !price.is_finite() {
             return Err(Unpriced::NoPrice);
         }
-        Ok(Trade {
+        Ok(apply(&Trade {
             mint: pool.coin,
             quote_mint: pool.quote,
             price,
@@ -267,7 +289,7 @@ impl Market {
             quote_decimals,
             venue: Venue::PumpSwap,
             is_buy,
-        })
+        }))
     }
 }
 
