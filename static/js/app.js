@@ -52,6 +52,8 @@ const state = {
   frames: 0,
   applied: 0,
   stale: 0,
+  /** Times the shown series was cleared (a window or mint change). */
+  resets: 0,
   badFrames: 0,
   framesThisSecond: 0,
   updatesPerSecond: 0,
@@ -231,6 +233,7 @@ function startSeries(resume = false) {
 }
 
 function resetSeries() {
+  state.resets += 1;
   book.clear();
   chart.setData([]);
   state.lastBar = null;
@@ -262,6 +265,7 @@ async function loadHistory(settle = false) {
     const candles = rows.map(candleFromJson).filter((c) => c !== null && c.mint === mint && c.window === sub.windowS);
     book.merge(candles);
     chart.setData(book.list);
+    renderLegend();
     state.history = `${candles.length} bar${candles.length === 1 ? "" : "s"}`;
     if (!settle) {
       // Once more, for a bar that closed just before the subscription.
@@ -330,6 +334,7 @@ function onFrame(buffer) {
   }
   if (bar.mint !== state.chartMint) return;
   const candle = candleFromFrame(bar);
+  const first = book.last() === null;
   const change = book.apply(candle);
   if (change === "stale") {
     state.stale += 1;
@@ -339,6 +344,9 @@ function onFrame(buffer) {
   state.lastBar = candle;
   if (change === "reset") chart.setData(book.list, true);
   else chart.update(candle, book.list);
+  // The legend follows at its own pace, except for the first candle: it
+  // never says "waiting" over a drawn chart.
+  if (first) renderLegend();
 }
 
 function onReply(reply) {
@@ -444,6 +452,7 @@ function installTestHooks() {
       frames: state.frames,
       applied: state.applied,
       stale: state.stale,
+      resets: state.resets,
       badFrames: state.badFrames,
       updatesPerSecond: state.updatesPerSecond,
       latencyMs: state.latencyMs,

@@ -366,7 +366,7 @@ async function unitAndToggle(page) {
   if (!/price in SOL/.test(legend)) {
     const book = await page.evaluate(() => window.klinecast.book().length);
     const s = await snapshot(page);
-    throw new Error(`legend lacks the quote unit: ${legend}; book ${book}, drawn ${s.candles.length}, errors ${pageErrors.join("; ")}, state ${JSON.stringify(s.state)}`);
+    throw new Error(`legend lacks the quote unit: ${legend}; book ${book}, drawn ${s.candles.length}, state ${JSON.stringify(s.state)}`);
   }
   await page.getByTestId("unit").click();
   const s = await until(3000, async () => {
