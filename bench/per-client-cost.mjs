@@ -12,9 +12,22 @@ const extra = process.argv.slice(3);
 const port = 44000 + Math.floor(Math.random() * 2000);
 const topic = `cost-${process.pid}-${Date.now()}`;
 const ing = spawn(new URL("../target/debug/klinecast", import.meta.url).pathname, ["ingest", "--topic", topic, "--mock-mints", "2", "--mock-rate", "100"], { stdio: "ignore" });
+// Whatever happens, the processes started here stop with this script.
+const children = [ing];
+process.on("exit", () => children.forEach((c) => c.kill("SIGKILL")));
+process.on("uncaughtException", (error) => {
+  console.error(error.message);
+  process.exit(1);
+});
 await sleep(3000);
 const server = spawn(new URL("../target/debug/klinecast", import.meta.url).pathname, ["gateway", "--topic", topic, "--listen", `127.0.0.1:${port}`, "--fanout", "per-client", "--max-connections-per-ip", "100000", ...extra], { stdio: ["ignore", "ignore", "ignore"], env: { ...process.env, ...(process.env.ARENA ? { MALLOC_ARENA_MAX: process.env.ARENA } : {}) } });
-for (let i = 0; i < 100; i++) { try { if ((await fetch(`http://127.0.0.1:${port}/healthz`)).ok) break; } catch {} await sleep(100); }
+children.push(server);
+let healthy = false;
+for (let i = 0; i < 100 && !healthy && server.exitCode === null; i++) {
+  try { healthy = (await fetch(`http://127.0.0.1:${port}/healthz`)).ok; } catch {}
+  if (!healthy) await sleep(100);
+}
+if (!healthy) throw new Error(`the gateway did not start (exit code ${server.exitCode}); flags: ${extra.join(" ")}`);
 const stat = () => { const s = readFileSync(`/proc/${server.pid}/status`, "utf8"); return { threads: Number(/Threads:\s+(\d+)/.exec(s)[1]), rssKiB: Number(/VmRSS:\s+(\d+)/.exec(s)[1]) }; };
 await sleep(1000);
 const before = stat();
