@@ -444,27 +444,34 @@ fn a_binance_client_librarys_parser_reads_api_v3_klines() {
 }
 
 /// Closing bars of `mint`'s 1 s series a client has after `/api/klines`
-/// then `sub-1s <mint>`: the closed rows, then the live closing updates.
+/// then `sub-1s <mint> since <seq of its newest row>` (the row still
+/// forming included): the closed rows, then the live closing updates.
 fn rest_then_live(server: &Server, mint: &str) -> (Vec<i64>, Vec<i64>) {
-    let (_, rows) = get_json(server, &format!("/api/klines?mint={mint}&window=1s&limit=5"));
-    let rows: Vec<i64> = rows
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|r| r["closed"] == true)
-        .map(|r| r["unix_timestamp"].as_i64().unwrap())
-        .collect();
+    let (_, page) = get_json(server, &format!("/api/klines?mint={mint}&window=1s&limit=5"));
+    let page = page.as_array().unwrap();
+    let rows: Vec<i64> =
+        page.iter().filter(|r| r["closed"] == true).map(|r| r["unix_timestamp"].as_i64().unwrap()).collect();
     let mut ws = server.ws("/ws");
-    assert_eq!(command(&mut ws, &format!("sub-1s {mint}"))["type"], "subscribed");
-    let live = bars(&collect(&mut ws, Duration::from_millis(1500)));
+    let sub = match page.last().and_then(|r| r["seq"].as_u64()) {
+        Some(seq) => format!("sub-1s {mint} since {seq}"),
+        None => format!("sub-1s {mint}"),
+    };
+    assert_eq!(command(&mut ws, &sub)["type"], "subscribed");
+    // Until the first live close (a 1 s bar closes every second; a shared
+    // gateway pushes it within its 1 s interval), at most 10 s.
+    let mut live = Vec::new();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !live.iter().any(|b: &Bar| b.closed) && Instant::now() < deadline {
+        live.extend(bars(&collect(&mut ws, Duration::from_millis(250))));
+    }
     (rows, live.iter().filter(|b| b.closed).map(|b| b.open_time_s).collect())
 }
 
 /// History then live with no hole, whatever the moment: 20 times, 0–50 ms
 /// after a 1 s bar of the coin closed (when the history store has not
-/// committed it yet), a client pages `/api/klines` and subscribes; every
-/// closed bar in Kafka from its first row to its last live close is in one
-/// or the other. Both fan-out modes.
+/// committed it yet), a client pages `/api/klines` and subscribes from the
+/// newest row's `seq`; every closed bar in Kafka from its first row to its
+/// first live close is in one or the other. Both fan-out modes.
 #[test]
 fn history_then_live_has_no_hole_right_after_a_bar_closes() {
     for fanout in ["per-client", "shared"] {
