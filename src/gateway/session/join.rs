@@ -84,13 +84,9 @@ fn take_past(
         (Past::Nothing, _) | (_, None) => (Vec::new(), Vec::new(), None),
         (Past::Last(count), Some(feed)) => {
             let bars = feed.recent_closes(sub.window_s, sub.mint.as_ref(), count);
-            let mut last: Vec<(Series, u64)> = Vec::new();
-            for bar in &bars {
-                match last.iter_mut().find(|(series, _)| *series == (bar.mint, bar.window_s)) {
-                    Some((_, seq)) => *seq = (*seq).max(bar.seq),
-                    None => last.push(((bar.mint, bar.window_s), bar.seq)),
-                }
-            }
+            // Oldest first, each series' closing bars in `seq` order: the
+            // replayed map, extended with them, keeps each series' last.
+            let last = bars.iter().map(|bar| ((bar.mint, bar.window_s), bar.seq)).collect();
             let frames = bars.iter().map(|bar| update::frame_of_bar(transport, format, bar, false)).collect();
             (frames, last, None)
         }
